@@ -1,0 +1,39 @@
+# gradserve's front door. `make help` lists the targets.
+PYTHON ?= python3
+VENV ?= .venv
+HOST ?= 127.0.0.1
+PORT ?= 8000
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+# FAST=1 skips the tests marked slow (real server processes); CI runs everything.
+PYTEST_ARGS := $(if $(FAST),-m "not slow",)
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint format clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(INSTALLED) ## serve on 127.0.0.1:8000 (the HOST and PORT variables move it)
+	$(BIN)/gradserve serve --host $(HOST) --port $(PORT)
+
+test: $(INSTALLED) ## run the whole test suite (FAST=1 skips the slow tests)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(INSTALLED) ## ruff and mypy --strict
+	$(BIN)/ruff check service tests
+	$(BIN)/ruff format --check service tests
+	$(BIN)/mypy service
+
+format: $(INSTALLED) ## rewrite the code in ruff's format, fixing what ruff can
+	$(BIN)/ruff check --fix service tests
+	$(BIN)/ruff format service tests
+
+clean: ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
