@@ -1,0 +1,63 @@
+"""The v1 endpoints: a few lines each, from validated request to the core and back."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from service import examples
+from service.body import json_body
+from service.network import loss_and_gradients
+from service.openapi import json_request_body, problem_responses
+from service.schemas import GradientsRequest, GradientsResponse
+
+router = APIRouter()
+
+
+class PydanticJSONResponse(JSONResponse):
+    """A response model serialized to JSON bytes by pydantic-core in one pass."""
+
+    def render(self, content: GradientsResponse) -> bytes:
+        return content.model_dump_json(exclude_none=True).encode()
+
+
+@router.post(
+    "/v1/gradients",
+    summary="Loss and all five gradients of the two-layer ReLU network",
+    response_model=GradientsResponse,
+    response_model_exclude_none=True,
+    response_class=PydanticJSONResponse,
+    responses={
+        200: {"content": {"application/json": {"example": examples.RESPONSE}}},
+        **problem_responses(examples.PROBLEMS),
+    },
+    openapi_extra=json_request_body(GradientsRequest, examples.REQUEST),
+)
+def post_gradients(
+    problem: Annotated[GradientsRequest, Depends(json_body(GradientsRequest))],
+) -> PydanticJSONResponse:
+    """H = X W1, H_relu = max(H, 0), Y_pred = H_relu W2, loss = ||Y_pred - Y||_F^2, and
+    dloss/dY_pred, dloss/dW2, dloss/dH_relu, dloss/dH, dloss/dW1, each of its quantity's shape.
+
+    The ReLU's gradient passes only where H > 0: dloss/dH is 0 wherever H <= 0, including
+    H == 0 exactly. A result that overflows is a 422 naming the quantity, never NaN or Infinity.
+    """
+    result = loss_and_gradients(
+        problem.X,
+        problem.Y,
+        problem.W1,
+        problem.W2,
+        dtype=np.dtype(problem.options.dtype).type,
+        return_forward=problem.options.return_forward,
+    )
+    return PydanticJSONResponse(GradientsResponse.from_result(result))
+
+
+@router.get("/healthz", summary="200 when the service can compute", tags=["operations"])
+async def healthz() -> dict[str, str]:
+    """Computes a 1 x 1 problem through the core; 200 with {"status": "ok"} when that works."""
+    loss_and_gradients(np.ones((1, 1)), np.ones((1, 1)), np.ones((1, 1)), np.ones((1, 1)))
+    return {"status": "ok"}

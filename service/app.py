@@ -1,0 +1,45 @@
+"""The ASGI app: `service.app:app`, built by `create_app` from the settings."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+
+from service import __version__
+from service.api import router
+from service.limits import BodySizeLimit
+from service.openapi import openapi_schema
+from service.problems import install_problem_handlers
+from service.schemas import GradientsRequest
+from service.settings import Settings, get_settings
+
+DESCRIPTION = """\
+Loss and gradients of a two-layer ReLU network without biases:
+
+    H = X W1,  H_relu = max(H, 0),  Y_pred = H_relu W2,  loss = ||Y_pred - Y||_F^2
+
+`POST /v1/gradients` answers the loss and dloss/dK for K in Y_pred, W2, H_relu, H, W1, each with
+K's shape. The ReLU passes gradient only where H > 0 (dloss/dH is 0 where H <= 0). Every error is
+an RFC 9457 problem details object (`application/problem+json`).
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; `settings` defaults to those read from the environment."""
+    settings = settings or get_settings()
+    app = FastAPIOffline(
+        title="gradserve",
+        version=__version__,
+        summary="Exact loss and gradients of a two-layer ReLU network, over HTTP.",
+        description=DESCRIPTION,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(router)
+    install_problem_handlers(app)
+    app.openapi = partial(openapi_schema, app, [GradientsRequest])  # type: ignore[method-assign]
+    return app
+
+
+app = create_app()

@@ -1,0 +1,231 @@
+"""Every error the service gives, as RFC 9457 problem details (``application/problem+json``).
+
+::
+
+    {"type": "urn:gradserve:problem:invalid-request", "title": "Invalid request", "status": 422,
+     "detail": "X has 3 columns but W1 has 2 rows (...)",
+     "errors": [{"pointer": "/W1", "detail": "X has 3 columns but W1 has 2 rows (...)"}],
+     "error_count": 1}
+
+Problem types, stable for clients to switch on:
+
+- ``about:blank``: a plain HTTP error (404, 405, 413, 415, ...); `title` is the status phrase.
+- ``urn:gradserve:problem:malformed-json`` (400): the body is not JSON.
+- ``urn:gradserve:problem:invalid-request`` (422): JSON, but not a valid problem; `errors` has one
+  entry per fault, each with a JSON Pointer (RFC 6901) into the request body.
+- ``urn:gradserve:problem:non-finite-result`` (422): the loss or a gradient overflowed;
+  `quantities` names them.
+- ``urn:gradserve:problem:internal-error`` (500): a fault of the service's own.
+
+No error echoes input values, and `errors` holds at most `MAX_FIELD_ERRORS` entries, with
+`error_count` giving the total, so an error answer stays small whatever the request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_core import ErrorDetails
+from starlette.exceptions import HTTPException
+
+from service.network import NonFiniteResultError
+
+MEDIA_TYPE = "application/problem+json"
+MAX_FIELD_ERRORS = 20
+
+MALFORMED_JSON = "urn:gradserve:problem:malformed-json"
+INVALID_REQUEST = "urn:gradserve:problem:invalid-request"
+NON_FINITE_RESULT = "urn:gradserve:problem:non-finite-result"
+INTERNAL_ERROR = "urn:gradserve:problem:internal-error"
+
+logger = logging.getLogger(__name__)
+
+
+class FieldError(BaseModel):
+    """One fault in the request body, located by a JSON Pointer."""
+
+    pointer: str = Field(description='JSON Pointer into the request body, e.g. "/X/1/0".')
+    detail: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details object."""
+
+    type: str = Field(default="about:blank", description="URI identifying the kind of problem.")
+    title: str = Field(description="Short summary of the kind of problem.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="What went wrong in this request, for a person to read.")
+    errors: list[FieldError] | None = Field(
+        default=None, description=f"Field-level faults, at most {MAX_FIELD_ERRORS}."
+    )
+    error_count: int | None = Field(
+        default=None, description="How many field-level faults there were in all."
+    )
+    quantities: list[str] | None = Field(
+        default=None, description="For a non-finite result: the quantities that overflowed."
+    )
+
+
+def problem_response(problem: Problem, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """Render a problem with its status and the problem+json media type."""
+    return JSONResponse(
+        problem.model_dump(exclude_none=True),
+        status_code=problem.status,
+        media_type=MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def json_pointer(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as a JSON Pointer: ("X", 1, 0) -> "/X/1/0"."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in loc)
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as a person writes it: ("X", 1, 0) -> "X[1][0]"."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path or "the body"
+
+
+_JSON_KINDS = {
+    str: "a string",
+    bool: "a boolean",
+    type(None): "null",
+    list: "an array",
+    dict: "an object",
+}
+
+
+def field_error_message(error: ErrorDetails) -> str:
+    """Say what is wrong with one field, naming it; never echo its value."""
+    loc, kind = error["loc"], error["type"]
+    path = field_path(loc)
+    if kind == "float_type":
+        got = _JSON_KINDS.get(type(error.get("input")), "not a number")
+        return f"{path} must be a JSON number, not {got}"
+    if kind == "finite_number":
+        return (
+            f"{path} must be a finite number within float64's range "
+            "(NaN, Infinity and overflowing values such as 1e400 are rejected)"
+        )
+    if kind == "too_short":
+        return f"{path} must not be empty: " + (
+            "a matrix needs at least one row" if len(loc) == 1 else "a row needs at least one entry"
+        )
+    if kind == "list_type":
+        return f"{path} must be " + (
+            "a matrix: an array of rows" if len(loc) == 1 else "a row: an array of numbers"
+        )
+    if kind == "missing":
+        return f"{path} is required"
+    if kind == "extra_forbidden":
+        return f"{path} is not a known field"
+    if kind in {"model_type", "model_attributes_type", "dict_type"}:
+        return f"{path} must be a JSON object"
+    if kind in {"ragged_matrix", "shape_mismatch", "float32_overflow"}:
+        return error["msg"]
+    return f"{path}: {error['msg']}"
+
+
+def validation_problem(exc: ValidationError) -> Problem:
+    """A pydantic ValidationError from the request body as a 400 or 422 problem."""
+    errors = exc.errors(include_url=False, include_context=False)
+    if any(error["type"] == "json_invalid" for error in errors):
+        return Problem(
+            type=MALFORMED_JSON,
+            title="Malformed JSON",
+            status=400,
+            detail=f"The request body is not valid JSON: {errors[0]['msg']}",
+        )
+    field_errors = [
+        FieldError(pointer=json_pointer(error["loc"]), detail=field_error_message(error))
+        for error in errors[:MAX_FIELD_ERRORS]
+    ]
+    first = field_errors[0].detail
+    count = exc.error_count()
+    return Problem(
+        type=INVALID_REQUEST,
+        title="Invalid request",
+        status=422,
+        detail=first if count == 1 else f"{count} problems, the first: {first}",
+        errors=field_errors,
+        error_count=count,
+    )
+
+
+async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ValidationError)
+    return problem_response(validation_problem(exc))
+
+
+async def on_non_finite_result(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, NonFiniteResultError)
+    names = ", ".join(exc.quantities)
+    return problem_response(
+        Problem(
+            type=NON_FINITE_RESULT,
+            title="Result not finite",
+            status=422,
+            detail=f"The result overflows {exc.dtype.name}: {names} would be infinite or NaN. "
+            "Scale the inputs down"
+            + (' or use "dtype": "float64"' if exc.dtype.name == "float32" else "")
+            + ".",
+            quantities=exc.quantities,
+        )
+    )
+
+
+def http_problem_response(exc: HTTPException) -> JSONResponse:
+    """A plain HTTP error as an ``about:blank`` problem titled with the status phrase."""
+    status = exc.status_code
+    return problem_response(
+        Problem(
+            title=HTTPStatus(status).phrase,
+            status=status,
+            detail=_HTTP_DETAILS.get(status, exc.detail),
+        ),
+        headers=exc.headers,
+    )
+
+
+_HTTP_DETAILS = {
+    404: "There is no such endpoint; see /docs for the API.",
+    405: "This endpoint does not take that method; the Allow header lists those it takes.",
+}
+
+
+async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return http_problem_response(exc)
+
+
+async def on_internal_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(
+        Problem(
+            type=INTERNAL_ERROR,
+            title="Internal Server Error",
+            status=500,
+            detail="The service failed to answer this request; the fault is ours.",
+        )
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Make every error the app raises answer in the problem details format."""
+    handlers: dict[Any, Any] = {
+        ValidationError: on_validation_error,
+        NonFiniteResultError: on_non_finite_result,
+        HTTPException: on_http_error,
+        Exception: on_internal_error,
+    }
+    for exc_class, handler in handlers.items():
+        app.add_exception_handler(exc_class, handler)

@@ -1,0 +1,226 @@
+"""The JSON contract of `/v1/gradients`, declared once: one matrix type, a request and a response.
+
+A matrix travels as a JSON array of rows, each row an array of numbers. Entries are validated by
+pydantic-core in Rust (strict, finite floats; JSON integers are accepted since JavaScript writes
+``1`` for 1.0) and the rows become one NumPy array, so a 1000 x 1000 matrix validates in about the
+time NumPy takes to convert it. Shape rules between the four matrices live in one model validator
+whose errors point at the field at fault and name both fields and their shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, cast
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetPydanticSchema,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
+
+from service.network import Result
+
+FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+"""A JSON number that fits float64: no strings, booleans, nulls, NaN, Infinity or 1e400."""
+
+Rows = Annotated[
+    list[Annotated[list[FiniteNumber], Field(min_length=1)]],
+    Field(min_length=1),
+]
+"""A non-empty array of non-empty rows of numbers; `rows_to_array` checks they are of one length."""
+
+DType = Literal["float64", "float32"]
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def rows_to_array(rows: list[list[float]], info: ValidationInfo) -> NDArray[np.float64]:
+    """Check that every row has the length of the first, then make one (rows, columns) array."""
+    width = len(rows[0])
+    ragged = [
+        InitErrorDetails(
+            type=PydanticCustomError(
+                "ragged_matrix",
+                "{field}[{row}] has length {got} but {field}[0] has length {width}; "
+                "every row of a matrix must have the same length",
+                {"field": info.field_name, "row": index, "got": len(row), "width": width},
+            ),
+            loc=(index,),
+            input=None,
+        )
+        for index, row in enumerate(rows)
+        if len(row) != width
+    ]
+    if ragged:
+        raise ValidationError.from_exception_data("Matrix", ragged)
+    return np.array(rows, dtype=np.float64)
+
+
+def _matrix_schema(_source: Any, handler: Any) -> core_schema.CoreSchema:
+    return core_schema.with_info_after_validator_function(
+        rows_to_array,
+        handler.generate_schema(Rows),
+        serialization=core_schema.plain_serializer_function_ser_schema(
+            np.ndarray.tolist, return_schema=handler.generate_schema(list[list[float]])
+        ),
+    )
+
+
+Matrix = Annotated[NDArray[np.floating], GetPydanticSchema(_matrix_schema)]
+"""A 2-D array that travels in JSON as an array of rows of numbers."""
+
+
+class Options(BaseModel):
+    """How to compute and what to return besides the loss and the gradients."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dtype: DType = Field(
+        default="float64",
+        description="Floating-point type of the whole computation. float32 inputs must lie "
+        "within float32's range (about ±3.4e38).",
+    )
+    return_forward: StrictBool = Field(
+        default=False, description="Also return the forward pass: H, H_relu and Y_pred."
+    )
+
+
+class GradientsRequest(BaseModel):
+    """The four matrices of one problem, and options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    X: Matrix = Field(description="Inputs, N x D_in.")
+    Y: Matrix = Field(description="Targets, N x D_out.")
+    W1: Matrix = Field(description="First-layer weights, D_in x H.")
+    W2: Matrix = Field(description="Second-layer weights, H x D_out.")
+    options: Options = Field(default_factory=Options)
+
+    @model_validator(mode="after")
+    def shapes_agree_and_fit_dtype(self) -> GradientsRequest:
+        """X: N x D_in, W1: D_in x H, W2: H x D_out, Y: N x D_out; float32 entries in range."""
+        errors = self._shape_errors() + self._dtype_range_errors()
+        if errors:
+            raise ValidationError.from_exception_data("GradientsRequest", errors)
+        return self
+
+    def _shape_errors(self) -> list[InitErrorDetails]:
+        X, Y, W1, W2 = self.X.shape, self.Y.shape, self.W1.shape, self.W2.shape
+        rules = [
+            ("W1", X[1] == W1[0], f"X has {_columns(X)} but W1 has {_rows(W1)}"),
+            ("W2", W1[1] == W2[0], f"W1 has {_columns(W1)} but W2 has {_rows(W2)}"),
+            ("Y", Y[0] == X[0], f"X has {_rows(X)} but Y has {_rows(Y)}"),
+            ("Y", Y[1] == W2[1], f"W2 has {_columns(W2)} but Y has {_columns(Y)}"),
+        ]
+        shapes = f"(shapes: X {_shape(X)}, Y {_shape(Y)}, W1 {_shape(W1)}, W2 {_shape(W2)})"
+        return [
+            _error(field, "shape_mismatch", f"{message} {shapes}")
+            for field, agrees, message in rules
+            if not agrees
+        ]
+
+    def _dtype_range_errors(self) -> list[InitErrorDetails]:
+        if self.options.dtype != "float32":
+            return []
+        errors = []
+        for field in ("X", "Y", "W1", "W2"):
+            outside = np.argwhere(np.abs(getattr(self, field)) > FLOAT32_MAX)
+            if len(outside):
+                row, column = (int(i) for i in outside[0])
+                errors.append(
+                    _error(
+                        field,
+                        "float32_overflow",
+                        f"{field} has {len(outside)} entries outside float32's range "
+                        f"(±{FLOAT32_MAX:.4g}), the first at row {row}, column {column}; "
+                        'use "dtype": "float64"',
+                    )
+                )
+        return errors
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return " x ".join(str(n) for n in shape)
+
+
+def _rows(shape: tuple[int, ...]) -> str:
+    return f"{shape[0]} row" + ("" if shape[0] == 1 else "s")
+
+
+def _columns(shape: tuple[int, ...]) -> str:
+    return f"{shape[1]} column" + ("" if shape[1] == 1 else "s")
+
+
+def _error(field: str, kind: str, message: str) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError(kind, message), loc=(field,), input=None)
+
+
+class Gradients(BaseModel):
+    """dloss/dK for each quantity K, each with K's shape."""
+
+    Y_pred: Matrix = Field(description="dloss/dY_pred = 2 (Y_pred - Y), N x D_out.")
+    W2: Matrix = Field(description="dloss/dW2 = H_relu^T dloss/dY_pred, H x D_out.")
+    H_relu: Matrix = Field(description="dloss/dH_relu = dloss/dY_pred W2^T, N x H.")
+    H: Matrix = Field(
+        description="dloss/dH = dloss/dH_relu * [H > 0], N x H; 0 wherever H <= 0, "
+        "including H == 0 exactly."
+    )
+    W1: Matrix = Field(description="dloss/dW1 = X^T dloss/dH, D_in x H.")
+
+
+class ForwardPass(BaseModel):
+    """The forward pass, returned when `options.return_forward` is true."""
+
+    H: Matrix = Field(description="H = X W1, N x H.")
+    H_relu: Matrix = Field(description="H_relu = max(H, 0), N x H.")
+    Y_pred: Matrix = Field(description="Y_pred = H_relu W2, N x D_out.")
+
+
+class Shapes(BaseModel):
+    """The problem's dimensions: X is N x D_in, W1 D_in x H, W2 H x D_out, Y N x D_out."""
+
+    N: int
+    D_in: int
+    H: int
+    D_out: int
+
+
+class GradientsResponse(BaseModel):
+    """The loss, its five gradients, and what they were computed with."""
+
+    loss: float = Field(description="||Y_pred - Y||_F^2, the sum of squared residuals.")
+    gradients: Gradients
+    forward: ForwardPass | None = Field(
+        default=None, description="Present only when `options.return_forward` is true."
+    )
+    dtype: DType = Field(description="The floating-point type the computation ran in.")
+    shapes: Shapes
+
+    @classmethod
+    def from_result(cls, result: Result) -> GradientsResponse:
+        """Wrap the core's result without validating it again; `result.forward` may be None."""
+        grad, fwd = result.gradients, result.forward
+        N, D_out = grad["Y_pred"].shape
+        D_in, H = grad["W1"].shape
+        return cls.model_construct(
+            loss=result.loss,
+            gradients=Gradients.model_construct(
+                Y_pred=grad["Y_pred"],
+                W2=grad["W2"],
+                H_relu=grad["H_relu"],
+                H=grad["H"],
+                W1=grad["W1"],
+            ),
+            forward=ForwardPass.model_construct(H=fwd.H, H_relu=fwd.H_relu, Y_pred=fwd.Y_pred)
+            if fwd
+            else None,
+            dtype=cast(DType, result.dtype.name),
+            shapes=Shapes(N=N, D_in=D_in, H=H, D_out=D_out),
+        )
