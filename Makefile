@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 PYTEST_ARGS := $(if $(FAST),-m "not slow",)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format clean
+.PHONY: help run test lint format openapi vectors clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -27,13 +27,19 @@ test: $(INSTALLED) ## run the whole test suite (FAST=1 skips the slow tests)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(INSTALLED) ## ruff and mypy --strict
-	$(BIN)/ruff check service tests
-	$(BIN)/ruff format --check service tests
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy service
 
 format: $(INSTALLED) ## rewrite the code in ruff's format, fixing what ruff can
-	$(BIN)/ruff check --fix service tests
-	$(BIN)/ruff format service tests
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+openapi: $(INSTALLED) ## rewrite clients/openapi.json, the contract, from the app
+	$(BIN)/gradserve openapi > clients/openapi.json
+
+vectors: $(INSTALLED) ## rewrite the contract vectors in tests/contract/ from their generator
+	$(BIN)/python -m tests.contract.generate
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,19 +1,27 @@
-"""The `gradserve` command: `gradserve serve [--host H] [--port P] [--workers W]`."""
+"""The `gradserve` command.
+
+gradserve serve [--host H] [--port P] [--workers W]   serve the HTTP API with uvicorn
+gradserve openapi                                      print the OpenAPI document (JSON)
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
 
 import uvicorn
 
+from service.app import create_app
 from service.settings import get_settings
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Options default to the settings (GRADSERVE_HOST, GRADSERVE_PORT, GRADSERVE_WORKERS)."""
     settings = get_settings()
-    parser = argparse.ArgumentParser(prog="gradserve", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="gradserve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the HTTP API with uvicorn")
     serve.add_argument("--host", default=settings.host, help="address to bind (%(default)s)")
@@ -21,10 +29,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     serve.add_argument(
         "--workers", type=int, default=settings.workers, help="worker processes (%(default)s)"
     )
+    commands.add_parser("openapi", help="print the OpenAPI document, the contract's source")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `gradserve` console script."""
     args = parse_args(argv)
-    uvicorn.run("service.app:app", host=args.host, port=args.port, workers=args.workers)
+    if args.command == "openapi":
+        print(openapi_document())
+    else:
+        uvicorn.run("service.app:app", host=args.host, port=args.port, workers=args.workers)
+
+
+def openapi_document() -> str:
+    """The app's OpenAPI document as indented JSON, as checked in at clients/openapi.json."""
+    return json.dumps(create_app().openapi(), indent=2, ensure_ascii=False)

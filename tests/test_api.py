@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
@@ -234,3 +235,9 @@ async def test_unexpected_fault_is_a_500_problem() -> None:
         "status": 500,
         "detail": "The service failed to answer this request; the fault is ours.",
     }
+
+
+async def test_checked_in_openapi_document_is_the_apps(client: httpx.AsyncClient) -> None:
+    """clients/openapi.json is the contract clients build on; `make openapi` rewrites it."""
+    checked_in = json.loads((Path(__file__).parent.parent / "clients" / "openapi.json").read_text())
+    assert (await client.get("/openapi.json")).json() == checked_in, "run `make openapi`"

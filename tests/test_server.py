@@ -6,11 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -24,40 +20,8 @@ pytestmark = pytest.mark.slow
 README = Path(__file__).parent.parent / "README.md"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`gradserve serve` on a free loopback port; yields its base URL."""
-    port = free_port()
-    command = [str(Path(sys.executable).parent / "gradserve"), "serve", "--port", str(port)]
-    log = tmp_path_factory.mktemp("server") / "gradserve.log"
-    url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "server did not start within 30 s"
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def test_worked_example_over_http(server: str) -> None:
-    response = httpx.post(f"{server}/v1/gradients", json=examples.REQUEST)
+def test_worked_example_over_http(live_server: str) -> None:
+    response = httpx.post(f"{live_server}/v1/gradients", json=examples.REQUEST)
     assert response.status_code == 200
     assert response.json() == examples.RESPONSE
 
@@ -70,10 +34,10 @@ def readme_example() -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-def test_readme_curl_example_prints_what_the_readme_says(server: str) -> None:
+def test_readme_curl_example_prints_what_the_readme_says(live_server: str) -> None:
     command, output = readme_example()
     assert "http://127.0.0.1:8000" in command
-    command = command.replace("http://127.0.0.1:8000", server)
+    command = command.replace("http://127.0.0.1:8000", live_server)
     run = subprocess.run(
         ["bash", "-c", command], capture_output=True, text=True, timeout=30, env=os.environ
     )
@@ -81,7 +45,7 @@ def test_readme_curl_example_prints_what_the_readme_says(server: str) -> None:
     assert run.stdout.strip() == output.strip()
 
 
-def test_event_loop_answers_while_a_large_request_computes(server: str) -> None:
+def test_event_loop_answers_while_a_large_request_computes(live_server: str) -> None:
     """/healthz answers, more than once, while a ~40 GFLOP request is still in flight."""
     rng = np.random.default_rng(0)
     N, D_in, H = 3000, 1000, 3000
@@ -93,7 +57,7 @@ def test_event_loop_answers_while_a_large_request_computes(server: str) -> None:
     }
 
     async def scenario() -> tuple[int, int]:
-        async with httpx.AsyncClient(base_url=server, timeout=120) as client:
+        async with httpx.AsyncClient(base_url=live_server, timeout=120) as client:
             big = asyncio.create_task(client.post("/v1/gradients", json=large))
             answered_meanwhile = 0
             while not big.done():
@@ -106,3 +70,26 @@ def test_event_loop_answers_while_a_large_request_computes(server: str) -> None:
     status, answered_meanwhile = asyncio.run(scenario())
     assert status == 200
     assert answered_meanwhile >= 3
+
+
+CURL_EXAMPLES = Path(__file__).parent.parent / "clients" / "curl" / "examples.sh"
+
+
+def test_curl_examples_answer_as_they_expect(live_server: str) -> None:
+    run = subprocess.run(
+        ["bash", str(CURL_EXAMPLES), live_server], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stdout
+    assert run.stdout.count("\nok    ") + run.stdout.startswith("ok    ") == 9
+
+
+def test_curl_examples_fail_when_answers_differ(live_server: str) -> None:
+    """Under a wrong base path every endpoint answers 404, so the script must exit non-zero."""
+    run = subprocess.run(
+        ["bash", str(CURL_EXAMPLES), f"{live_server}/v1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1
+    assert "8 example(s) failed" in run.stdout
