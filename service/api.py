@@ -27,6 +27,7 @@ class PydanticJSONResponse(JSONResponse):
 @router.post(
     "/v1/gradients",
     summary="Loss and all five gradients of the two-layer ReLU network",
+    tags=["gradients"],
     response_model=GradientsResponse,
     response_model_exclude_none=True,
     response_class=PydanticJSONResponse,
@@ -56,7 +57,12 @@ def post_gradients(
     return PydanticJSONResponse(GradientsResponse.from_result(result))
 
 
-@router.get("/healthz", summary="200 when the service can compute", tags=["operations"])
+@router.get(
+    "/healthz",
+    summary="200 when the service can compute",
+    tags=["operations"],
+    responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},
+)
 async def healthz() -> dict[str, str]:
     """Computes a 1 x 1 problem through the core; 200 with {"status": "ok"} when that works."""
     loss_and_gradients(np.ones((1, 1)), np.ones((1, 1)), np.ones((1, 1)), np.ones((1, 1)))

@@ -241,3 +241,12 @@ async def test_checked_in_openapi_document_is_the_apps(client: httpx.AsyncClient
     """clients/openapi.json is the contract clients build on; `make openapi` rewrites it."""
     checked_in = json.loads((Path(__file__).parent.parent / "clients" / "openapi.json").read_text())
     assert (await client.get("/openapi.json")).json() == checked_in, "run `make openapi`"
+
+
+async def test_every_operation_has_an_example(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                for media_type, content in response.get("content", {}).items():
+                    assert "example" in content, f"{method} {path} {status} {media_type}"
