@@ -57,6 +57,7 @@ def post_gradients(
     return PydanticJSONResponse(GradientsResponse.from_result(result))
 
 
+@router.head("/healthz", include_in_schema=False)
 @router.get(
     "/healthz",
     summary="200 when the service can compute",

@@ -6,13 +6,22 @@ from functools import partial
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel
 
 from service import __version__
 from service.api import router
+from service.grade_api import router as grade_router
+from service.grade_schemas import (
+    GradeBatchRequest,
+    GradeOut,
+    GradeRequest,
+    ProblemRef,
+    ProblemSpec,
+)
 from service.limits import BodySizeLimit
 from service.openapi import openapi_schema
 from service.problems import install_problem_handlers
-from service.schemas import GradientsRequest
+from service.schemas import GradientsRequest, ProblemMatrices
 from service.settings import Settings, get_settings
 
 DESCRIPTION = """\
@@ -26,6 +35,18 @@ an RFC 9457 problem details object (`application/problem+json`).
 """
 
 
+REQUEST_MODELS: list[type[BaseModel]] = [
+    GradientsRequest,
+    ProblemSpec,
+    GradeRequest,
+    GradeBatchRequest,
+    ProblemMatrices,
+    ProblemRef,
+    GradeOut,
+]
+"""Models the OpenAPI document refers to that FastAPI does not collect from the routes."""
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; `settings` defaults to those read from the environment."""
     settings = settings or get_settings()
@@ -34,11 +55,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Exact loss and gradients of a two-layer ReLU network, over HTTP.",
         description=DESCRIPTION,
+        redirect_slashes=False,
     )
+    app.state.settings = settings
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(router)
+    app.include_router(grade_router)
     install_problem_handlers(app)
-    app.openapi = partial(openapi_schema, app, [GradientsRequest])  # type: ignore[method-assign]
+    app.openapi = partial(openapi_schema, app, REQUEST_MODELS)  # type: ignore[method-assign]
     return app
 
 

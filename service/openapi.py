@@ -8,7 +8,6 @@ components with `openapi_schema`.
 
 from __future__ import annotations
 
-from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI
@@ -16,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from service.problems import MEDIA_TYPE, Problem
+from service.problems import HTTP_TITLES, MEDIA_TYPE, Problem
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 
@@ -40,7 +39,7 @@ def problem_responses(examples: dict[int, dict[str, Any]]) -> dict[int | str, di
     """OpenAPI `responses` for the problem details an endpoint may answer, one example each."""
     return {
         status: {
-            "description": HTTPStatus(status).phrase,
+            "description": HTTP_TITLES[status],
             "content": {
                 MEDIA_TYPE: {
                     "schema": {"$ref": REF_TEMPLATE.format(model=Problem.__name__)},

@@ -15,6 +15,7 @@ Problem types, stable for clients to switch on:
   entry per fault, each with a JSON Pointer (RFC 6901) into the request body.
 - ``urn:gradserve:problem:non-finite-result`` (422): the loss or a gradient overflowed;
   `quantities` names them.
+- ``urn:gradserve:problem:generation-failed`` (422): no problem instance meets the spec.
 - ``urn:gradserve:problem:internal-error`` (500): a fault of the service's own.
 
 No error echoes input values, and `errors` holds at most `MAX_FIELD_ERRORS` entries, with
@@ -29,11 +30,13 @@ from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import ErrorDetails
 from starlette.exceptions import HTTPException
 
+from service.generator import GenerationError
 from service.network import NonFiniteResultError
 
 MEDIA_TYPE = "application/problem+json"
@@ -43,14 +46,20 @@ MALFORMED_JSON = "urn:gradserve:problem:malformed-json"
 INVALID_REQUEST = "urn:gradserve:problem:invalid-request"
 NON_FINITE_RESULT = "urn:gradserve:problem:non-finite-result"
 INTERNAL_ERROR = "urn:gradserve:problem:internal-error"
+GENERATION_FAILED = "urn:gradserve:problem:generation-failed"
 
 logger = logging.getLogger(__name__)
 
 
 class FieldError(BaseModel):
-    """One fault in the request body, located by a JSON Pointer."""
+    """One fault in the request: in its body, located by a JSON Pointer, or in a parameter."""
 
-    pointer: str = Field(description='JSON Pointer into the request body, e.g. "/X/1/0".')
+    pointer: str | None = Field(
+        default=None, description='JSON Pointer into the request body, e.g. "/X/1/0".'
+    )
+    parameter: str | None = Field(
+        default=None, description='The query parameter or header at fault, e.g. "format".'
+    )
     detail: str
 
 
@@ -75,7 +84,7 @@ class Problem(BaseModel):
 def problem_response(problem: Problem, headers: Mapping[str, str] | None = None) -> JSONResponse:
     """Render a problem with its status and the problem+json media type."""
     return JSONResponse(
-        problem.model_dump(exclude_none=True),
+        problem.model_dump(mode="json", exclude_none=True),
         status_code=problem.status,
         media_type=MEDIA_TYPE,
         headers=headers,
@@ -135,9 +144,9 @@ def field_error_message(error: ErrorDetails) -> str:
     return f"{path}: {error['msg']}"
 
 
-def validation_problem(exc: ValidationError) -> Problem:
-    """A pydantic ValidationError from the request body as a 400 or 422 problem."""
-    errors = exc.errors(include_url=False, include_context=False)
+def validation_problem(errors: list[ErrorDetails]) -> Problem:
+    """Validation errors of the request body (locations within it) or of its parameters
+    (locations starting "query" or "header") as a 400 or 422 problem."""
     if any(error["type"] == "json_invalid" for error in errors):
         return Problem(
             type=MALFORMED_JSON,
@@ -145,12 +154,9 @@ def validation_problem(exc: ValidationError) -> Problem:
             status=400,
             detail=f"The request body is not valid JSON: {errors[0]['msg']}",
         )
-    field_errors = [
-        FieldError(pointer=json_pointer(error["loc"]), detail=field_error_message(error))
-        for error in errors[:MAX_FIELD_ERRORS]
-    ]
+    field_errors = [field_error(error) for error in errors[:MAX_FIELD_ERRORS]]
     first = field_errors[0].detail
-    count = exc.error_count()
+    count = len(errors)
     return Problem(
         type=INVALID_REQUEST,
         title="Invalid request",
@@ -161,26 +167,74 @@ def validation_problem(exc: ValidationError) -> Problem:
     )
 
 
+def field_error(error: ErrorDetails) -> FieldError:
+    loc = error["loc"]
+    if loc and loc[0] in ("query", "header"):
+        parameter = str(loc[1])
+        return FieldError(parameter=parameter, detail=f"{parameter}: {error['msg']}")
+    return FieldError(pointer=json_pointer(loc), detail=field_error_message(error))
+
+
 async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    """The request body did not validate (`service.body.json_body`)."""
     assert isinstance(exc, ValidationError)
-    return problem_response(validation_problem(exc))
+    return problem_response(
+        validation_problem(exc.errors(include_url=False, include_context=False))
+    )
+
+
+async def on_parameter_error(_request: Request, exc: Exception) -> JSONResponse:
+    """A query parameter or header did not validate (FastAPI's own parsing)."""
+    assert isinstance(exc, RequestValidationError)
+    return problem_response(validation_problem(list(exc.errors())))
+
+
+def non_finite_problem(exc: NonFiniteResultError) -> Problem:
+    """422: the loss or a gradient overflowed; `quantities` names them."""
+    names = ", ".join(exc.quantities)
+    return Problem(
+        type=NON_FINITE_RESULT,
+        title="Result not finite",
+        status=422,
+        detail=f"The result overflows {exc.dtype.name}: {names} would be infinite or NaN. "
+        "Scale the inputs down"
+        + (' or use "dtype": "float64"' if exc.dtype.name == "float32" else "")
+        + ".",
+        quantities=exc.quantities,
+    )
+
+
+def generation_problem(exc: GenerationError) -> Problem:
+    """422: no problem instance meets the spec."""
+    return Problem(type=GENERATION_FAILED, title="No such problem", status=422, detail=str(exc))
 
 
 async def on_non_finite_result(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, NonFiniteResultError)
-    names = ", ".join(exc.quantities)
-    return problem_response(
-        Problem(
-            type=NON_FINITE_RESULT,
-            title="Result not finite",
-            status=422,
-            detail=f"The result overflows {exc.dtype.name}: {names} would be infinite or NaN. "
-            "Scale the inputs down"
-            + (' or use "dtype": "float64"' if exc.dtype.name == "float32" else "")
-            + ".",
-            quantities=exc.quantities,
-        )
-    )
+    return problem_response(non_finite_problem(exc))
+
+
+async def on_generation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GenerationError)
+    return problem_response(generation_problem(exc))
+
+
+HTTP_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+"""Titles of plain HTTP errors, as RFC 9110 names them; pinned here so that they do not change
+with the Python version (whose `HTTPStatus` phrases have)."""
 
 
 def http_problem_response(exc: HTTPException) -> JSONResponse:
@@ -188,7 +242,7 @@ def http_problem_response(exc: HTTPException) -> JSONResponse:
     status = exc.status_code
     return problem_response(
         Problem(
-            title=HTTPStatus(status).phrase,
+            title=HTTP_TITLES.get(status) or HTTPStatus(status).phrase,
             status=status,
             detail=_HTTP_DETAILS.get(status, exc.detail),
         ),
@@ -223,7 +277,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     """Make every error the app raises answer in the problem details format."""
     handlers: dict[Any, Any] = {
         ValidationError: on_validation_error,
+        RequestValidationError: on_parameter_error,
         NonFiniteResultError: on_non_finite_result,
+        GenerationError: on_generation_error,
         HTTPException: on_http_error,
         Exception: on_internal_error,
     }

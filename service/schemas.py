@@ -9,7 +9,7 @@ whose errors point at the field at fault and name both fields and their shapes.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal, Self, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -92,8 +92,8 @@ class Options(BaseModel):
     )
 
 
-class GradientsRequest(BaseModel):
-    """The four matrices of one problem, and options."""
+class ProblemMatrices(BaseModel):
+    """The four matrices of one problem, whose shapes agree."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -101,14 +101,13 @@ class GradientsRequest(BaseModel):
     Y: Matrix = Field(description="Targets, N x D_out.")
     W1: Matrix = Field(description="First-layer weights, D_in x H.")
     W2: Matrix = Field(description="Second-layer weights, H x D_out.")
-    options: Options = Field(default_factory=Options)
 
     @model_validator(mode="after")
-    def shapes_agree_and_fit_dtype(self) -> GradientsRequest:
-        """X: N x D_in, W1: D_in x H, W2: H x D_out, Y: N x D_out; float32 entries in range."""
-        errors = self._shape_errors() + self._dtype_range_errors()
+    def shapes_agree(self) -> Self:
+        """X: N x D_in, W1: D_in x H, W2: H x D_out, Y: N x D_out."""
+        errors = self._shape_errors()
         if errors:
-            raise ValidationError.from_exception_data("GradientsRequest", errors)
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
 
     def _shape_errors(self) -> list[InitErrorDetails]:
@@ -126,6 +125,20 @@ class GradientsRequest(BaseModel):
             if not agrees
         ]
 
+
+class GradientsRequest(ProblemMatrices):
+    """The four matrices of one problem, and options."""
+
+    options: Options = Field(default_factory=Options)
+
+    @model_validator(mode="after")
+    def entries_fit_dtype(self) -> Self:
+        """With float32, every entry must lie within float32's range."""
+        errors = self._dtype_range_errors()
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
+
     def _dtype_range_errors(self) -> list[InitErrorDetails]:
         if self.options.dtype != "float32":
             return []
@@ -138,7 +151,7 @@ class GradientsRequest(BaseModel):
                     _error(
                         field,
                         "float32_overflow",
-                        f"{field} has {len(outside)} entries outside float32's range "
+                        f"{field} has {_entries(len(outside))} outside float32's range "
                         f"(±{FLOAT32_MAX:.4g}), the first at row {row}, column {column}; "
                         'use "dtype": "float64"',
                     )
@@ -148,6 +161,10 @@ class GradientsRequest(BaseModel):
 
 def _shape(shape: tuple[int, ...]) -> str:
     return " x ".join(str(n) for n in shape)
+
+
+def _entries(count: int) -> str:
+    return f"{count} entr" + ("y" if count == 1 else "ies")
 
 
 def _rows(shape: tuple[int, ...]) -> str:

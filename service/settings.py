@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=64 * 1024 * 1024, ge=0, description="Largest request body accepted (413 beyond)."
     )
+    allow_reveal: bool = Field(
+        default=False, description="Whether /v1/grade may answer reference values when asked."
+    )
 
 
 @lru_cache

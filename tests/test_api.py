@@ -123,7 +123,13 @@ async def test_documented_examples_are_the_real_answers(client: httpx.AsyncClien
 
 async def test_openapi_document_is_complete(client: httpx.AsyncClient) -> None:
     document = (await client.get("/openapi.json")).json()
-    assert set(document["paths"]) == {"/v1/gradients", "/healthz"}
+    assert set(document["paths"]) == {
+        "/v1/gradients",
+        "/v1/problems",
+        "/v1/grade",
+        "/v1/grade/batch",
+        "/healthz",
+    }
     text = str(document)
     for ref in set(re.findall(r"#/components/schemas/(\w+)", text)):
         assert ref in document["components"]["schemas"], ref
@@ -182,7 +188,7 @@ class TestBodyLimit:
 
     TOO_LARGE: ClassVar[dict[str, Any]] = {
         "type": "about:blank",
-        "title": "Request Entity Too Large",
+        "title": "Content Too Large",
         "status": 413,
         "detail": "The request body is larger than the 1000 bytes this service accepts.",
     }
@@ -250,3 +256,16 @@ async def test_every_operation_has_an_example(client: httpx.AsyncClient) -> None
             for status, response in operation["responses"].items():
                 for media_type, content in response.get("content", {}).items():
                     assert "example" in content, f"{method} {path} {status} {media_type}"
+
+
+async def test_healthz_answers_head(client: httpx.AsyncClient) -> None:
+    """Load balancers and uptime checks probe with HEAD."""
+    response = await client.head("/healthz")
+    assert response.status_code == 200
+    assert response.content == b""
+
+
+async def test_a_trailing_slash_is_a_404_problem_not_a_redirect(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/gradients/", json=examples.REQUEST)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == PROBLEM_JSON

@@ -1,0 +1,200 @@
+"""Problem instances generated deterministically from a seed, and the ids they are regenerated from.
+
+The algorithm is pinned so that a seed and a spec give the same matrices on every platform and
+every release (a test holds golden values; changing anything here is a new id version):
+
+1. The key is SHA-256 of ``b"gradserve/problem/v1\\0"`` followed by the canonical JSON (sorted keys,
+   no spaces) of ``{"attempt": a, "seed": s, "spec": spec}``, with attempt 0, 1, 2, ...
+2. The stream is SHA-256(key || counter as 8 big-endian bytes) for counter 0, 1, 2, ..., each
+   digest read as four big-endian unsigned 64-bit words.
+3. Matrices are drawn in the order X, Y, W1, W2, row by row:
+   - ``integers``: uniform on [-max_abs, max_abs] by rejection sampling (a word u is used when
+     u < 2**64 - 2**64 % n, as u % n);
+   - ``quarters``: such an integer over 4, on [-max_abs, max_abs] in steps of 0.25 (short
+     decimals that binary floats hold exactly, so every result stays exact);
+   - ``normal``: scale * (u_1 + ... + u_12 - 6), u_i = (word >> 11) / 2**53: an approximately
+     standard normal (Irwin-Hall) made of IEEE additions only, so no libm enters.
+4. The attempt is accepted when H = X W1 meets the spec's `zeros_in_H`: ``avoid`` (the default)
+   wants no entry of H within 1e-9 of 0 relative to H's largest entry, so the ReLU convention
+   cannot decide a grade; ``require`` wants at least one exact 0; ``allow`` takes any. Otherwise
+   the next attempt, up to `MAX_ATTEMPTS` or `MAX_VALUES_DRAWN`.
+
+With integers and quarters every sum and product is exact in float64, so "exact 0" means the same
+to every computation. A problem id is ``gsp1.`` followed by the base64url (unpadded) canonical
+JSON of ``{"seed": s, "spec": spec}``: the service regenerates the matrices from it, no database.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+ValueStyle = Literal["integers", "quarters", "normal"]
+ZerosInH = Literal["avoid", "allow", "require"]
+
+DOMAIN = b"gradserve/problem/v1\0"
+ID_PREFIX = "gsp1."
+MAX_ATTEMPTS = 100
+MAX_VALUES_DRAWN = 200_000
+"""Attempts stop at `MAX_ATTEMPTS`, or sooner once this many values have been drawn in all."""
+AVOID_MARGIN = 1e-9
+
+
+class GenerationError(ValueError):
+    """No attempt within `MAX_ATTEMPTS` met the spec (e.g. zeros required of normal values)."""
+
+
+class ProblemIdError(ValueError):
+    """A problem id that this service did not issue, or that is damaged."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What to generate: shapes X N x D_in, W1 D_in x H, W2 H x D_out, Y N x D_out, and values."""
+
+    N: int
+    D_in: int
+    H: int
+    D_out: int
+    values: ValueStyle = "integers"
+    max_abs: int = 3
+    scale: float = 1.0
+    zeros_in_H: ZerosInH = "avoid"
+
+    def as_json(self) -> dict[str, Any]:
+        """The canonical form hashed into the stream and the id; only the fields that apply."""
+        spec: dict[str, Any] = {
+            "N": self.N,
+            "D_in": self.D_in,
+            "H": self.H,
+            "D_out": self.D_out,
+            "values": self.values,
+            "zeros_in_H": self.zeros_in_H,
+        }
+        if self.values == "normal":
+            spec["scale"] = self.scale
+        else:
+            spec["max_abs"] = self.max_abs
+        return spec
+
+
+Seed = int | str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The four matrices of a generated problem, float64, and what they were generated from."""
+
+    X: NDArray[np.float64]
+    Y: NDArray[np.float64]
+    W1: NDArray[np.float64]
+    W2: NDArray[np.float64]
+    seed: Seed
+    spec: Spec
+
+    @property
+    def problem_id(self) -> str:
+        return encode_problem_id(self.seed, self.spec)
+
+
+def canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def words(key: bytes) -> Iterator[int]:
+    """The stream: SHA-256(key || counter) for counter = 0, 1, ..., as 64-bit big-endian words."""
+    counter = 0
+    while True:
+        digest = hashlib.sha256(key + counter.to_bytes(8, "big")).digest()
+        yield from (int.from_bytes(digest[i : i + 8], "big") for i in range(0, 32, 8))
+        counter += 1
+
+
+def uniform_integer(stream: Iterator[int], low: int, high: int) -> int:
+    """An integer uniform on [low, high], by rejection sampling."""
+    n = high - low + 1
+    limit = 2**64 - 2**64 % n
+    for word in stream:
+        if word < limit:
+            return low + word % n
+    raise AssertionError("the stream is endless")
+
+
+def draw_value(stream: Iterator[int], spec: Spec) -> float:
+    if spec.values == "integers":
+        return float(uniform_integer(stream, -spec.max_abs, spec.max_abs))
+    if spec.values == "quarters":
+        return uniform_integer(stream, -4 * spec.max_abs, 4 * spec.max_abs) / 4
+    total = 0.0
+    for _ in range(12):
+        total += (next(stream) >> 11) * 2.0**-53
+    return spec.scale * (total - 6.0)
+
+
+def draw_matrix(stream: Iterator[int], spec: Spec, rows: int, columns: int) -> NDArray[np.float64]:
+    return np.array(
+        [[draw_value(stream, spec) for _ in range(columns)] for _ in range(rows)], dtype=np.float64
+    )
+
+
+def meets_zeros_rule(H: NDArray[np.float64], rule: ZerosInH) -> bool:
+    if rule == "require":
+        return bool((H == 0).any())
+    if rule == "avoid":
+        return bool(np.min(np.abs(H)) > AVOID_MARGIN * max(float(np.max(np.abs(H))), 1e-300))
+    return True
+
+
+def generate(seed: Seed, spec: Spec) -> Problem:
+    """The problem for `seed` and `spec`; raises GenerationError if no attempt meets the spec."""
+    if spec.values == "normal" and spec.zeros_in_H == "require":
+        raise GenerationError("normal values are never exactly 0: use integers or quarters")
+    per_attempt = (
+        spec.N * spec.D_in + spec.N * spec.D_out + spec.D_in * spec.H + spec.H * spec.D_out
+    )
+    attempts = max(1, min(MAX_ATTEMPTS, MAX_VALUES_DRAWN // per_attempt))
+    for attempt in range(attempts):
+        material = canonical({"attempt": attempt, "seed": seed, "spec": spec.as_json()})
+        stream = words(hashlib.sha256(DOMAIN + material).digest())
+        X = draw_matrix(stream, spec, spec.N, spec.D_in)
+        Y = draw_matrix(stream, spec, spec.N, spec.D_out)
+        W1 = draw_matrix(stream, spec, spec.D_in, spec.H)
+        W2 = draw_matrix(stream, spec, spec.H, spec.D_out)
+        if meets_zeros_rule(X @ W1, spec.zeros_in_H):
+            return Problem(X=X, Y=Y, W1=W1, W2=W2, seed=seed, spec=spec)
+    wanted = "an exact 0 in" if spec.zeros_in_H == "require" else "no 0 in"
+    raise GenerationError(
+        f"no problem with {wanted} H = X W1 was found in {attempts} attempts for this spec; "
+        'larger shapes make that unlikely: try "values": "normal" or "zeros_in_H": "allow"'
+    )
+
+
+def encode_problem_id(seed: Seed, spec: Spec) -> str:
+    """``gsp1.`` + base64url(canonical JSON of seed and spec), unpadded."""
+    payload = canonical({"seed": seed, "spec": spec.as_json()})
+    return ID_PREFIX + base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
+
+
+def decode_problem_id(problem_id: str) -> tuple[Seed, dict[str, Any]]:
+    """The seed and the spec (as JSON, to be validated by the caller) an id was made from."""
+    if not problem_id.startswith(ID_PREFIX):
+        raise ProblemIdError(f"a problem id starts with {ID_PREFIX!r}")
+    encoded = problem_id.removeprefix(ID_PREFIX)
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    except (binascii.Error, ValueError) as error:
+        raise ProblemIdError("the problem id is damaged: it does not decode") from error
+    if not isinstance(payload, dict) or payload.keys() != {"seed", "spec"}:
+        raise ProblemIdError("the problem id is damaged: it lacks a seed and a spec")
+    seed, spec = payload["seed"], payload["spec"]
+    if isinstance(seed, bool) or not isinstance(seed, int | str) or not isinstance(spec, dict):
+        raise ProblemIdError("the problem id is damaged: its seed or spec has the wrong type")
+    return seed, spec

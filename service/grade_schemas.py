@@ -1,0 +1,410 @@
+"""The JSON contract of `/v1/problems`, `/v1/grade` and `/v1/grade/batch`.
+
+Problems are given inline (the four matrices of `/v1/gradients`) or by the `problem_id` that
+`/v1/problems` issued. A submission holds the loss and any subset of the five gradients, keyed as
+in `/v1/gradients`; its arrays may have any shape (a wrong shape is a grade, not an error), may be
+1-D (flattened), and may hold NaN or Infinity (graded as wrong entries).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Self
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    PrivateAttr,
+    StrictBool,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from service import generator
+from service.openapi import REF_TEMPLATE
+from service.problems import Problem
+from service.schemas import Matrix, ProblemMatrices
+
+MAX_PROBLEM_DIM = 64
+"""The largest N, D_in, H or D_out `/v1/problems` generates."""
+
+JS_SAFE_INTEGER = 2**53 - 1
+
+MAX_SEED_LENGTH = 200
+
+
+def _seed(value: Any) -> int | str:
+    """An integer within ±(2**53 - 1) (so JavaScript holds it exactly), or a non-empty string."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > JS_SAFE_INTEGER:
+            raise PydanticCustomError("seed_range", "an integer seed must lie within ±(2**53 - 1)")
+        return value
+    if isinstance(value, str):
+        if not 1 <= len(value) <= MAX_SEED_LENGTH:
+            raise PydanticCustomError(
+                "seed_length", f"a string seed has 1 to {MAX_SEED_LENGTH} characters"
+            )
+        return value
+    raise PydanticCustomError("seed_type", "the seed must be an integer or a string")
+
+
+Seed = Annotated[
+    int | str,
+    PlainValidator(_seed),
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {"type": "integer", "minimum": -JS_SAFE_INTEGER, "maximum": JS_SAFE_INTEGER},
+                {"type": "string", "minLength": 1, "maxLength": MAX_SEED_LENGTH},
+            ],
+            "description": "An integer within ±(2**53 - 1), or a string such as a student id.",
+        }
+    ),
+]
+Dim = Annotated[int, Field(strict=True, ge=1, le=MAX_PROBLEM_DIM)]
+
+
+class ProblemShape(BaseModel):
+    """X is N x D_in, W1 D_in x H, W2 H x D_out, Y N x D_out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    N: Dim
+    D_in: Dim
+    H: Dim
+    D_out: Dim
+
+
+class ProblemSpec(BaseModel):
+    """What to generate. The same seed and spec give the same matrices everywhere, always."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: Seed
+    shape: ProblemShape
+    values: generator.ValueStyle = Field(
+        default="integers",
+        description="integers: whole numbers in [-max_abs, max_abs], for hand computation; "
+        "quarters: multiples of 0.25 in [-max_abs, max_abs], short decimals held exactly; "
+        "normal: approximately normal floats times scale.",
+    )
+    max_abs: int = Field(
+        default=3, strict=True, ge=1, le=1000, description="For integers, quarters."
+    )
+    scale: float = Field(
+        default=1.0, gt=0, le=1e100, allow_inf_nan=False, description="For normal."
+    )
+    zeros_in_H: generator.ZerosInH = Field(
+        default="avoid",
+        description="avoid: no entry of H = X W1 is 0, so the ReLU convention cannot decide a "
+        "grade; require: at least one exact 0 (integers and quarters only), to test it; "
+        "allow: either.",
+    )
+
+    def to_generator(self) -> generator.Spec:
+        return generator.Spec(
+            **self.shape.model_dump(),
+            values=self.values,
+            max_abs=self.max_abs,
+            scale=self.scale,
+            zeros_in_H=self.zeros_in_H,
+        )
+
+    @classmethod
+    def from_generator(cls, seed: generator.Seed, spec: dict[str, Any]) -> ProblemSpec:
+        """The spec of a decoded problem id; raises ValidationError when it is not one we issue."""
+        shape = {key: spec.pop(key, None) for key in ("N", "D_in", "H", "D_out")}
+        return cls.model_validate({"seed": seed, "shape": shape, **spec})
+
+
+class GeneratedProblem(BaseModel):
+    """A problem instance, and the id from which the service regenerates it."""
+
+    problem_id: str = Field(description="Pass it to /v1/grade instead of the matrices.")
+    spec: ProblemSpec
+    X: Matrix
+    Y: Matrix
+    W1: Matrix
+    W2: Matrix
+
+
+class ProblemRef(BaseModel):
+    """A problem by the id `/v1/problems` gave it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    problem_id: str = Field(max_length=4096, description="As issued by /v1/problems.")
+    _spec: ProblemSpec = PrivateAttr()
+
+    @model_validator(mode="after")
+    def decodes(self) -> Self:
+        """The id must decode to a seed and a spec that /v1/problems accepts."""
+        try:
+            seed, spec = generator.decode_problem_id(self.problem_id)
+            self._spec = ProblemSpec.from_generator(seed, spec)
+        except (generator.ProblemIdError, ValidationError) as error:
+            message = (
+                str(error)
+                if isinstance(error, generator.ProblemIdError)
+                else ("the problem id is damaged: its spec is not one this service issues")
+            )
+            raise ValidationError.from_exception_data(
+                "ProblemRef",
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("problem_id", message),
+                        loc=("problem_id",),
+                        input=None,
+                    )
+                ],
+            ) from None
+        return self
+
+    @property
+    def spec(self) -> ProblemSpec:
+        return self._spec
+
+
+def _problem_input(value: Any) -> ProblemMatrices | ProblemRef:
+    model: type[ProblemMatrices | ProblemRef] = (
+        ProblemRef if isinstance(value, dict) and "problem_id" in value else ProblemMatrices
+    )
+    return model.model_validate(value)
+
+
+ProblemInput = Annotated[
+    ProblemMatrices | ProblemRef,
+    PlainValidator(_problem_input),
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {"$ref": REF_TEMPLATE.format(model="ProblemMatrices")},
+                {"$ref": REF_TEMPLATE.format(model="ProblemRef")},
+            ]
+        }
+    ),
+]
+"""A problem: its four matrices, or `{"problem_id": ...}`."""
+
+SubmittedNumber = Annotated[float, Field(strict=True)]
+_ROWS = TypeAdapter(list[Annotated[list[SubmittedNumber], Field(min_length=1)]])
+_FLAT = TypeAdapter(Annotated[list[SubmittedNumber], Field(min_length=1)])
+
+
+def _submitted_array(value: Any) -> NDArray[np.float64]:
+    """A 2-D array of rows of equal length, or a 1-D (flattened) array, of numbers."""
+    if isinstance(value, list) and value and all(isinstance(row, list) for row in value):
+        rows = _ROWS.validate_python(value)
+        if any(len(row) != len(rows[0]) for row in rows):
+            raise PydanticCustomError(
+                "ragged_matrix", "every row of a submitted matrix must have the same length"
+            )
+        return np.array(rows, dtype=np.float64)
+    return np.array(_FLAT.validate_python(value), dtype=np.float64)
+
+
+SubmittedArray = Annotated[
+    NDArray[np.float64],
+    PlainValidator(_submitted_array),
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+                {"type": "array", "items": {"type": "number"}},
+            ],
+            "description": "A matrix as rows, or flattened; any shape (a wrong one is graded).",
+        }
+    ),
+]
+
+
+class SubmittedGradients(BaseModel):
+    """Any subset of the five gradients, keyed as in /v1/gradients."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    Y_pred: SubmittedArray | None = None
+    W2: SubmittedArray | None = None
+    H_relu: SubmittedArray | None = None
+    H: SubmittedArray | None = None
+    W1: SubmittedArray | None = None
+
+
+class Submission(BaseModel):
+    """A student's loss and gradients; what is absent is graded ``missing``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    loss: SubmittedNumber | None = None
+    gradients: SubmittedGradients = Field(default_factory=SubmittedGradients)
+
+    def arrays(self) -> dict[str, NDArray[np.float64]]:
+        """Quantity name -> submitted array (the loss as a 0-d array), for what was submitted."""
+        submitted = {
+            name: value for name, value in self.gradients.model_dump().items() if value is not None
+        }
+        if self.loss is not None:
+            submitted["loss"] = np.asarray(self.loss, dtype=np.float64)
+        return submitted
+
+
+Weight = Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)]
+
+
+class Weights(BaseModel):
+    """Points per quantity; 0 leaves a quantity out of the grade."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    loss: Weight = 1.0
+    Y_pred: Weight = 1.0
+    W2: Weight = 1.0
+    H_relu: Weight = 1.0
+    H: Weight = 1.0
+    W1: Weight = 1.0
+
+
+class ToleranceSpec(BaseModel):
+    """|a - b| <= atol + rtol * max(|a|, |b|), atol = atol_factor * max |reference entry|."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rtol: float = Field(default=1e-6, ge=0, le=1, allow_inf_nan=False)
+    atol_factor: float = Field(default=1e-9, ge=0, le=1, allow_inf_nan=False)
+
+
+class GradingOptions(BaseModel):
+    """How to grade: tolerance, weights, follow-through credit, and whether to reveal answers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tolerance: ToleranceSpec = Field(default_factory=ToleranceSpec)
+    weights: Weights = Field(default_factory=Weights)
+    follow_through_credit: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Share of a quantity's weight earned when it is wrong only because an "
+        "upstream quantity the student submitted was wrong.",
+    )
+    reveal: StrictBool = Field(
+        default=False,
+        description="Include the reference answers; refused (403) unless the deployment "
+        "allows it (GRADSERVE_ALLOW_REVEAL).",
+    )
+
+
+class GradeRequest(GradingOptions):
+    """One submission against one problem."""
+
+    problem: ProblemInput
+    submission: Submission
+
+
+class GradeBatchItem(BaseModel):
+    """One submission; its problem, or the batch's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    problem: ProblemInput | None = None
+    submission: Submission
+
+
+class GradeBatchRequest(GradingOptions):
+    """Many submissions, against one problem or many."""
+
+    problem: ProblemInput | None = Field(default=None, description="For items without their own.")
+    items: list[GradeBatchItem] = Field(min_length=1, max_length=10_000)
+
+    @model_validator(mode="after")
+    def every_item_has_a_problem(self) -> Self:
+        if self.problem is not None:
+            return self
+        errors = [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "missing_problem",
+                    "items[{index}] has no problem, and the batch has none",
+                    {"index": index},
+                ),
+                loc=("items", index, "problem"),
+                input=None,
+            )
+            for index, item in enumerate(self.items)
+            if item.problem is None
+        ]
+        if errors:
+            raise ValidationError.from_exception_data("GradeBatchRequest", errors)
+        return self
+
+
+Status = Literal["correct", "incorrect", "wrong_shape", "missing"]
+
+
+class DiagnosisOut(BaseModel):
+    """A recognised slip: a stable code, a message, and for a scaling its factor."""
+
+    code: str
+    message: str
+    factor: float | None = None
+
+
+class QuantityGradeOut(BaseModel):
+    """The grade of one quantity."""
+
+    status: Status
+    score: float
+    max_score: float
+    message: str
+    expected_shape: list[int]
+    received_shape: list[int] | None = None
+    max_abs_error: float | None = Field(default=None, description="max |a - b|, if finite.")
+    max_rel_error: float | None = Field(
+        default=None, description="max |a - b| / max(|a|, |b|), if finite."
+    )
+    wrong_count: int | None = None
+    wrong_indices: list[list[int]] | None = Field(default=None, description="The first few.")
+    non_finite_count: int | None = None
+    diagnoses: list[DiagnosisOut] = Field(default_factory=list)
+    follows_from: str | None = None
+
+
+class AppliedTolerance(ToleranceSpec):
+    """The tolerance a grade applied, and its rule in words."""
+
+    rule: str = "|a - b| <= atol + rtol * max(|a|, |b|), atol = atol_factor * max |reference entry|"
+
+
+class ReferenceAnswers(BaseModel):
+    """The right answers, present only when revealed."""
+
+    loss: float
+    gradients: dict[str, Matrix]
+
+
+class GradeOut(BaseModel):
+    """A grade: overall score, and per quantity its status, errors and diagnoses."""
+
+    score: float
+    max_score: float
+    quantities: dict[str, QuantityGradeOut]
+    tolerance: AppliedTolerance
+    follow_through_credit: float
+    language: Literal["en", "zh"]
+    problem_id: str | None = None
+    reference: ReferenceAnswers | None = None
+
+
+class GradeBatchOut(BaseModel):
+    """Grades in input order (a problem details object where an item could not be graded), and
+    class-wide counts of each diagnosis code and of each status per quantity."""
+
+    results: list[GradeOut | Problem]
+    diagnosis_counts: dict[str, int]
+    status_counts: dict[str, dict[str, int]]
