@@ -28,7 +28,7 @@ from typing import NotRequired, TypedDict
 import numpy as np
 from numpy.typing import NDArray
 
-from service.diagnoses import candidates
+from service.diagnoses import Candidate, candidates
 from service.network import Result, loss_and_gradients
 
 Array = NDArray[np.floating]
@@ -60,6 +60,7 @@ class Tolerance:
         return self.atol_factor * float(np.max(np.abs(expected), initial=0.0))
 
     def matches(self, submitted: Array, expected: Array) -> bool:
+        """Same shape, and every entry within tolerance."""
         return submitted.shape == expected.shape and bool(self.close(submitted, expected).all())
 
 
@@ -108,11 +109,25 @@ class Reference:
     X: Array
     W2: Array
     result: Result
+    _candidates: dict[tuple[str, Tolerance], list[Candidate]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, X: Array, Y: Array, W1: Array, W2: Array) -> Reference:
         """X (N, D_in), Y (N, D_out), W1 (D_in, H), W2 (H, D_out); raises NonFiniteResultError."""
         return cls(X=X, W2=W2, result=loss_and_gradients(X, Y, W1, W2, return_forward=True))
+
+    def distinguishable_candidates(self, name: str, tolerance: Tolerance) -> list[Candidate]:
+        """The mistaken answers for `name` that differ from the right one beyond `tolerance`;
+        computed once per problem, however many submissions are graded against it."""
+        key = (name, tolerance)
+        if key not in self._candidates:
+            expected = self.value(name)
+            self._candidates[key] = [
+                candidate
+                for candidate in candidates(name, expected, self.X, self.result)
+                if not tolerance.matches(candidate.value, expected)
+            ]
+        return self._candidates[key]
 
     def value(self, name: str) -> Array:
         return np.asarray(self.result.loss) if name == "loss" else self.result.gradients[name]
@@ -174,14 +189,15 @@ def grade_quantity(
     if name not in submission:
         return QuantityGrade(name, "missing", 0.0, weight, expected.shape)
     submitted = submission[name]
-    found = diagnose(name, submitted, expected, reference, tolerance)
     if submitted.shape != expected.shape:
+        found = diagnose(name, submitted, expected, reference, tolerance)
         return QuantityGrade(
             name, "wrong_shape", 0.0, weight, expected.shape, submitted.shape, diagnoses=found
         )
     close = tolerance.close(submitted, expected)
     if close.all():
         return QuantityGrade(name, "correct", weight, weight, expected.shape, submitted.shape)
+    found = diagnose(name, submitted, expected, reference, tolerance)
     follows_from = None
     recomputed = reference.recompute(name, submission)
     if recomputed is not None:
@@ -233,9 +249,8 @@ def diagnose(
 ) -> list[Diagnosis]:
     """The slips whose mistaken answer the submission matches and the right answer does not."""
     found: list[Diagnosis] = []
-    for candidate in candidates(name, expected, reference.X, reference.result):
-        distinguishable = not tolerance.matches(candidate.value, expected)
-        if distinguishable and tolerance.matches(submitted, candidate.value):
+    for candidate in reference.distinguishable_candidates(name, tolerance):
+        if tolerance.matches(submitted, candidate.value):
             diagnosis = Diagnosis(candidate.code, candidate.factor)
             if diagnosis not in found:
                 found.append(diagnosis)
