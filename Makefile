@@ -9,27 +9,28 @@ INSTALLED := $(VENV)/.installed
 PYTEST_ARGS := $(if $(FAST),-m "not slow",)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format openapi vectors clean
+.PHONY: help run test lint format openapi vectors bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-$(INSTALLED): pyproject.toml
+$(INSTALLED): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test]' -e clients/python
 	touch $@
 
 run: $(INSTALLED) ## serve on 127.0.0.1:8000 (the HOST and PORT variables move it)
 	$(BIN)/gradserve serve --host $(HOST) --port $(PORT)
 
-test: $(INSTALLED) ## run the whole test suite (FAST=1 skips the slow tests)
+test: $(INSTALLED) ## run every test: service, Python client, JavaScript client (FAST=1 skips slow ones)
 	$(BIN)/pytest $(PYTEST_ARGS)
+	cd clients/js && node --test
 
 lint: $(INSTALLED) ## ruff and mypy --strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy service
+	$(BIN)/mypy service clients/python/src
 
 format: $(INSTALLED) ## rewrite the code in ruff's format, fixing what ruff can
 	$(BIN)/ruff check --fix .
@@ -40,6 +41,9 @@ openapi: $(INSTALLED) ## rewrite clients/openapi.json, the contract, from the ap
 
 vectors: $(INSTALLED) ## rewrite the contract vectors in tests/contract/ from their generator
 	$(BIN)/python -m tests.contract.generate
+
+bench: $(INSTALLED) ## run the benchmarks (bench/README.md); they print figures, they do not pass or fail
+	$(BIN)/python -m bench.grade_batch
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -4,9 +4,11 @@ and an event loop that keeps answering while a large request computes."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -93,3 +95,67 @@ def test_curl_examples_fail_when_answers_differ(live_server: str) -> None:
     )
     assert run.returncode == 1
     assert "8 example(s) failed" in run.stdout
+
+
+def test_readme_shows_what_the_curl_examples_print(live_server: str) -> None:
+    match = re.search(
+        r"```sh\nclients/curl/examples.sh http://127.0.0.1:8000\n```\s*\n```text\n(.+?)```",
+        README.read_text(),
+        re.DOTALL,
+    )
+    assert match, "README has no curl examples block followed by its output"
+    run = subprocess.run(
+        ["bash", str(CURL_EXAMPLES), live_server], capture_output=True, text=True, timeout=60
+    )
+    assert run.stdout == match.group(1)
+
+
+AUTOGRADER = (
+    Path(__file__).parent.parent / "clients" / "autograders" / "gradescope" / "run_autograder"
+)
+
+
+def test_gradescope_autograder_writes_results(live_server: str, tmp_path: Path) -> None:
+    """The README's autograder grades a student's answers against the student's own problem."""
+    (tmp_path / "submission").mkdir()
+    (tmp_path / "submission_metadata.json").write_text(
+        json.dumps({"users": [{"email": "ada@example.edu"}]})
+    )
+    shape = {"N": 3, "D_in": 2, "H": 4, "D_out": 2}
+    problem = httpx.post(
+        f"{live_server}/v1/problems", json={"seed": "ada@example.edu", "shape": shape}
+    ).json()
+    answer = httpx.post(f"{live_server}/v1/gradients", json=matrices(problem)).json()
+    answer["gradients"]["H"] = answer["gradients"]["H_relu"]  # forgot the ReLU's mask
+    del answer["gradients"]["W1"]
+    (tmp_path / "submission" / "answers.json").write_text(
+        json.dumps({"loss": answer["loss"], "gradients": answer["gradients"]})
+    )
+    run = subprocess.run(
+        [sys.executable, str(AUTOGRADER)],
+        env={**os.environ, "AUTOGRADER_ROOT": str(tmp_path), "GRADSERVE_URL": live_server},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    results = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert results["score"] == 4.0
+    statuses = {test["name"]: test["status"] for test in results["tests"]}
+    assert statuses == {
+        "loss": "passed",
+        "dloss/dY_pred": "passed",
+        "dloss/dW2": "passed",
+        "dloss/dH_relu": "passed",
+        "dloss/dH": "failed",
+        "dloss/dW1": "failed",
+    }
+    readme_excerpt = re.search(r"```python\n(student = .+?)```", README.read_text(), re.DOTALL)
+    assert readme_excerpt, "README shows no excerpt of the autograder"
+    assert readme_excerpt.group(1).strip().replace("\n", "") in AUTOGRADER.read_text().replace(
+        "\n", ""
+    ).replace('(ROOT / "results").mkdir(exist_ok=True)', "")
+
+
+def matrices(problem: dict[str, object]) -> dict[str, object]:
+    return {name: problem[name] for name in ("X", "Y", "W1", "W2")}

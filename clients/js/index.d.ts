@@ -1,0 +1,279 @@
+// Type declarations for gradserve-client. Shapes: X is N x D_in, Y N x D_out, W1 D_in x H,
+// W2 H x D_out; a matrix is an array of rows, each an array of numbers.
+
+/** A matrix as it travels in JSON: an array of rows of equal length, each an array of numbers. */
+export type Matrix = number[][];
+
+/** The floating-point type of the whole computation. */
+export type DType = "float64" | "float32";
+
+/** The four matrices of one problem. Sent as given: the server is the one validator. */
+export interface Problem {
+  /** Inputs, N x D_in. */
+  X: Matrix;
+  /** Targets, N x D_out. */
+  Y: Matrix;
+  /** First-layer weights, D_in x H. */
+  W1: Matrix;
+  /** Second-layer weights, H x D_out. */
+  W2: Matrix;
+}
+
+/** dloss/dK for each quantity K, each with K's shape. */
+export interface Gradients {
+  /** dloss/dY_pred = 2 (Y_pred - Y), N x D_out. */
+  Y_pred: Matrix;
+  /** dloss/dW2 = H_relu^T dloss/dY_pred, H x D_out. */
+  W2: Matrix;
+  /** dloss/dH_relu = dloss/dY_pred W2^T, N x H. */
+  H_relu: Matrix;
+  /** dloss/dH = dloss/dH_relu * [H > 0], N x H; 0 wherever H <= 0, including H == 0. */
+  H: Matrix;
+  /** dloss/dW1 = X^T dloss/dH, D_in x H. */
+  W1: Matrix;
+}
+
+/** The forward pass, returned when `returnForward` is true. */
+export interface ForwardPass {
+  /** H = X W1, N x H. */
+  H: Matrix;
+  /** H_relu = max(H, 0), N x H. */
+  H_relu: Matrix;
+  /** Y_pred = H_relu W2, N x D_out. */
+  Y_pred: Matrix;
+}
+
+/** The problem's dimensions. */
+export interface Shapes {
+  N: number;
+  D_in: number;
+  H: number;
+  D_out: number;
+}
+
+/** The answer of POST /v1/gradients. */
+export interface GradientsResult {
+  /** ||Y_pred - Y||_F^2. */
+  loss: number;
+  gradients: Gradients;
+  /** Present only when `returnForward` was true. */
+  forward?: ForwardPass;
+  dtype: DType;
+  shapes: Shapes;
+}
+
+/** The answer of POST /v1/gradients with `returnForward: true`. */
+export interface GradientsResultWithForward extends GradientsResult {
+  forward: ForwardPass;
+}
+
+/** The answer of GET /healthz. */
+export interface HealthResult {
+  status: string;
+}
+
+export interface RetryOptions {
+  /** Attempts in all, the first included; 1 disables retries. Default 4. */
+  maxAttempts?: number;
+  /** The backoff's first ceiling, doubled each attempt. Default 250 ms. */
+  baseDelayMs?: number;
+  /** The longest wait between attempts, Retry-After included. Default 8000 ms. */
+  maxDelayMs?: number;
+  /** Replaces the real wait (for tests); should reject with `signal.reason` on abort. */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Replaces Math.random in the jitter (for tests). */
+  random?: () => number;
+}
+
+/** The retry settings in force on a client. */
+export interface RetrySettings {
+  readonly maxAttempts: number;
+  readonly baseDelayMs: number;
+  readonly maxDelayMs: number;
+}
+
+/** The fetch the client calls: globalThis.fetch or anything with its signature. */
+export type FetchFunction = (input: string, init: RequestInit) => Promise<Response>;
+
+export interface ClientOptions {
+  /**
+   * Where the service is; a path prefix is kept; in a browser it may be relative to the page
+   * ("/gradserve"). Default "http://127.0.0.1:8000".
+   */
+  baseUrl?: string;
+  /** Time allowed for each attempt, reading the answer included, in ms. Default 30000. */
+  timeoutMs?: number;
+  /** Sent as `Authorization: Bearer <apiKey>`. */
+  apiKey?: string;
+  /** Merged with the defaults { maxAttempts: 4, baseDelayMs: 250, maxDelayMs: 8000 }. */
+  retry?: RetryOptions;
+  /** Default globalThis.fetch. */
+  fetch?: FetchFunction;
+}
+
+export interface CallOptions {
+  /** Aborts the call, retries and waits included; the call rejects with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+export interface GradientsOptions extends CallOptions {
+  /** Default "float64". */
+  dtype?: DType;
+  /** Also return the forward pass. Default false. */
+  returnForward?: boolean;
+}
+
+export interface GradientsManyOptions extends GradientsOptions {
+  /** Requests in flight at once; a positive integer. Default 4. */
+  concurrency?: number;
+}
+
+export interface RequestOptions extends CallOptions {
+  /** A value sent as JSON.stringify(json). */
+  json?: unknown;
+  /** A body sent verbatim, instead of `json`. Not a stream: it may be sent more than once. */
+  body?: string | Blob | ArrayBuffer | ArrayBufferView | URLSearchParams;
+  /** Default "application/json" when there is a body. */
+  contentType?: string;
+  /** More headers, sent as given. */
+  headers?: Record<string, string>;
+}
+
+/** One outcome of `gradientsMany`. */
+export type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+/** The request an error came from. */
+export interface SentRequest {
+  method: string;
+  url: string;
+}
+
+/**
+ * One fault in the request: in its body, located by a JSON Pointer such as "/X/1/0", or in a
+ * query parameter, named by `parameter` (e.g. "format").
+ */
+export interface FieldError {
+  pointer?: string;
+  parameter?: string;
+  detail: string;
+}
+
+/** An RFC 9457 problem details object, as gradserve sends them. */
+export interface ProblemDetails {
+  type?: string;
+  title?: string;
+  status?: number;
+  detail?: string;
+  errors?: FieldError[];
+  error_count?: number;
+  quantities?: string[];
+  [member: string]: unknown;
+}
+
+export class GradserveClient {
+  constructor(options?: ClientOptions);
+  /** The URL paths are joined to, without a trailing slash. */
+  readonly baseUrl: string;
+  /** Time allowed for one attempt, in ms. */
+  readonly timeoutMs: number;
+  readonly retry: RetrySettings;
+
+  /** The loss and its five gradients for one problem; 422 ValidationError when it is wrong. */
+  gradients(
+    problem: Problem,
+    options: GradientsOptions & { returnForward: true },
+  ): Promise<GradientsResultWithForward>;
+  gradients(problem: Problem, options?: GradientsOptions): Promise<GradientsResult>;
+
+  /** `gradients` for many problems; one outcome per problem, in order; never rejects for one. */
+  gradientsMany(
+    problems: Iterable<Problem>,
+    options: GradientsManyOptions & { returnForward: true },
+  ): Promise<Settled<GradientsResultWithForward>[]>;
+  gradientsMany(
+    problems: Iterable<Problem>,
+    options?: GradientsManyOptions,
+  ): Promise<Settled<GradientsResult>[]>;
+
+  /** GET /healthz. */
+  health(options?: CallOptions): Promise<HealthResult>;
+
+  /**
+   * Send a request, retrying network errors and 502/503/504; the answer's parsed JSON (null
+   * for an empty body, the text for a non-JSON one).
+   */
+  request<T = unknown>(method: string, path: string, options?: RequestOptions): Promise<T>;
+}
+
+/** The base of every error the client throws. */
+export class GradserveError extends Error {
+  constructor(message: string, options?: { cause?: unknown; request?: SentRequest });
+  /** The request that failed. */
+  request: SentRequest | undefined;
+  /** How many attempts were made, once the client gave up. */
+  attempts: number | undefined;
+}
+
+/** No complete answer came back. Retried, except a timeout. */
+export class TransportError extends GradserveError {}
+
+/** fetch failed with a network error: refused, unreachable, reset. Retried. */
+export class ConnectError extends TransportError {}
+
+/** One attempt took longer than `timeoutMs`. Not retried. */
+export class GradserveTimeoutError extends TransportError {
+  constructor(timeoutMs: number, options?: { cause?: unknown; request?: SentRequest });
+  timeoutMs: number;
+}
+
+/** The fields a ProblemError is built from. */
+export interface ProblemErrorFields {
+  status: number;
+  type: string;
+  title: string;
+  detail?: string;
+  errors: FieldError[];
+  problem: ProblemDetails | null;
+  response: Response;
+  bodyText: string;
+  request?: SentRequest;
+}
+
+/** The server answered with an error status. */
+export class ProblemError extends GradserveError {
+  constructor(fields: ProblemErrorFields);
+  /** The HTTP status of the answer. */
+  status: number;
+  /** The problem type URI; "about:blank" when the answer gave none. */
+  type: string;
+  /** The problem's title, or the status text for an answer without problem details. */
+  title: string;
+  detail: string | undefined;
+  /** Field faults with JSON Pointers into the request body; [] when there are none. */
+  errors: FieldError[];
+  /** The whole problem details object, or null when the answer held none. */
+  problem: ProblemDetails | null;
+  /** The fetch Response; its body is already read (see `bodyText`). */
+  response: Response;
+  /** The answer's body as text. */
+  bodyText: string;
+}
+
+/** A 4xx answer. Never retried. */
+export class ClientError extends ProblemError {}
+
+/** A 400 (malformed JSON) or 422 (not a valid problem) answer. */
+export class ValidationError extends ClientError {}
+
+/** A 5xx answer. 502, 503 and 504 are retried. */
+export class ServerError extends ProblemError {}
+
+export const DEFAULT_BASE_URL: "http://127.0.0.1:8000";
+export const DEFAULT_TIMEOUT_MS: number;
+export const DEFAULT_RETRY: Readonly<{
+  maxAttempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}>;
+export const DEFAULT_CONCURRENCY: number;
+export const DEFAULT_GRADIENTS_OPTIONS: Readonly<{ dtype: "float64"; returnForward: false }>;

@@ -1,0 +1,163 @@
+"""`AsyncClient`: gradserve from asyncio, over one httpx.AsyncClient and its connection pool."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any, Self, cast
+
+import httpx
+
+from gradserve_client._answers import raise_transport_error, read_answer
+from gradserve_client._bodies import (
+    DType,
+    Matrix,
+    gradients_body,
+    problem_bodies,
+    request_content,
+)
+from gradserve_client._config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_DTYPE,
+    DEFAULT_RETRY,
+    DEFAULT_RETURN_FORWARD,
+    DEFAULT_TIMEOUT,
+    GRADIENTS_PATH,
+    HEALTH_PATH,
+    RetryPolicy,
+    http_options,
+)
+from gradserve_client._exceptions import GradserveError
+from gradserve_client._models import GradientsResult
+from gradserve_client._retry import retry_delay
+
+
+class AsyncClient:
+    """A client of the gradserve service at `base_url`, for asyncio.
+
+    Use it as ``async with AsyncClient() as client:``, or call `aclose` when done. `timeout` is
+    in seconds (None for no limit); `api_key`, when given, is sent as ``Authorization: Bearer
+    <api_key>``; `transport` is handed to httpx (tests pass an ``httpx.MockTransport``).
+
+    Every call is sent again as `retry` says when the connection fails or the answer is 502,
+    503 or 504; this is safe because computing gradients is idempotent. Error answers raise
+    `ProblemError` subclasses holding the service's problem details; failures to get an answer
+    raise `TransportError` subclasses.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        api_key: str | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.retry = retry
+        self._http = httpx.AsyncClient(
+            **http_options(base_url, timeout, api_key), transport=transport
+        )
+
+    async def __aenter__(self) -> Self:
+        await self._http.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._http.__aexit__(exc_type, exc, traceback)
+
+    async def aclose(self) -> None:
+        """Close the connections; the client cannot be used afterwards."""
+        await self._http.aclose()
+
+    async def gradients(
+        self,
+        X: Matrix,
+        Y: Matrix,
+        W1: Matrix,
+        W2: Matrix,
+        *,
+        dtype: DType = DEFAULT_DTYPE,
+        return_forward: bool = DEFAULT_RETURN_FORWARD,
+    ) -> GradientsResult:
+        """The loss and its five gradients for X (N x D_in), Y (N x D_out), W1 (D_in x H) and
+        W2 (H x D_out), computed in `dtype`, with the forward pass when `return_forward`.
+
+        Matrices are NumPy arrays or lists of rows; their entries are checked by the service
+        alone, and a fault raises `ValidationError` whose `errors` point at it.
+        """
+        body = gradients_body(X, Y, W1, W2, dtype=dtype, return_forward=return_forward)
+        return await self._gradients(body)
+
+    async def gradients_many(
+        self, problems: Iterable[Mapping[str, Any]], *, concurrency: int = DEFAULT_CONCURRENCY
+    ) -> list[GradientsResult | GradserveError]:
+        """The answers to `problems`, in their order, with at most `concurrency` in flight.
+
+        Each problem is a mapping of `gradients`' arguments: X, Y, W1, W2 and optionally dtype
+        and return_forward. Each is retried on its own; one that still fails has its
+        `GradserveError` in its place in the list, and the others' results are kept.
+        """
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+        bodies = problem_bodies(problems)
+        slots = asyncio.Semaphore(concurrency)
+
+        async def solve(body: dict[str, Any]) -> GradientsResult | GradserveError:
+            async with slots:
+                try:
+                    return await self._gradients(body)
+                except GradserveError as error:
+                    return error
+
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(solve(body)) for body in bodies]
+        return [task.result() for task in tasks]
+
+    async def health(self) -> dict[str, Any]:
+        """``GET /healthz``: ``{"status": "ok"}`` when the service can compute."""
+        return cast(dict[str, Any], await self.request("GET", HEALTH_PATH))
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        content: bytes | str | None = None,
+        content_type: str | None = None,
+    ) -> Any:
+        """Send `method` to `path`, retrying as the client's `retry` says, and return the JSON
+        answer (None for an empty one). `json` is encoded as JSON (NaN and infinities written
+        as NaN and Infinity, NumPy arrays as lists); `content` is sent verbatim instead. The body
+        goes as `content_type`, application/json unless given. An error answer raises a
+        `ProblemError`; no answer, a `TransportError`."""
+        body, headers = request_content(json, content, content_type)
+        request = self._http.build_request(method, path, content=body, headers=headers)
+        return read_answer(await self._send(request))
+
+    async def _gradients(self, body: dict[str, Any]) -> GradientsResult:
+        return GradientsResult.from_json(await self.request("POST", GRADIENTS_PATH, json=body))
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        attempt = 0
+        while True:
+            attempt += 1
+            outcome: httpx.Response | httpx.TransportError
+            try:
+                outcome = await self._http.send(request)
+            except httpx.TransportError as error:
+                outcome = error
+            delay = retry_delay(self.retry, request, attempt, outcome)
+            if delay is None:
+                if isinstance(outcome, httpx.TransportError):
+                    raise_transport_error(request, outcome)
+                return outcome
+            await asyncio.sleep(delay)

@@ -1,0 +1,98 @@
+"""Acceptance: with the server stopped mid-way, gradients_many retries and reports per-problem
+failures instead of raising on the first."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from gradserve_client import GradientsResult, GradserveConnectError, RetryPolicy
+
+from tests.generate import random_problem
+from tests.oracle import reference
+
+pytestmark = [pytest.mark.slow, pytest.mark.anyio]
+
+PROBLEMS = 40
+CONCURRENCY = 2
+KILL_AFTER = 10
+"""The server is killed as soon as this many answers have been read."""
+RETRY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05)
+
+
+class KillingTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """Real HTTP for either client, counting attempts and answers; once `kill_after` answers
+    have been read, it calls `kill` before handing the last one on."""
+
+    def __init__(self, kill: Callable[[], None], kill_after: int) -> None:
+        self.attempts = 0
+        self.answers = 0
+        self._kill, self._kill_after = kill, kill_after
+        self._lock = threading.Lock()
+        self._sync = httpx.HTTPTransport()
+        self._async = httpx.AsyncHTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self._attempted()
+        response = self._sync.handle_request(request)
+        response.read()
+        self._answered()
+        return response
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self._attempted()
+        response = await self._async.handle_async_request(request)
+        await response.aread()
+        self._answered()
+        return response
+
+    def close(self) -> None:
+        self._sync.close()
+
+    async def aclose(self) -> None:
+        await self._async.aclose()
+
+    def _attempted(self) -> None:
+        with self._lock:
+            self.attempts += 1
+
+    def _answered(self) -> None:
+        with self._lock:
+            self.answers += 1
+            if self.answers == self._kill_after:
+                self._kill()
+
+
+async def test_gradients_many_survives_the_server_dying(
+    own_server: Any, connect: Callable[..., Any]
+) -> None:
+    rng = np.random.default_rng(2026)
+    problems = [
+        random_problem(rng, *(int(n) for n in rng.integers(1, 6, 4)), integers=True)
+        for _ in range(PROBLEMS)
+    ]
+    transport = KillingTransport(own_server.kill, KILL_AFTER)
+    async with connect(own_server.url, transport=transport, retry=RETRY) as client:
+        results = await client.gradients_many(problems, concurrency=CONCURRENCY)
+
+    assert len(results) == PROBLEMS
+    answered = [i for i, result in enumerate(results) if isinstance(result, GradientsResult)]
+    failed = [i for i, result in enumerate(results) if i not in answered]
+    # Every answer read became its problem's result; problems start in input order, so at the
+    # kill at most KILL_AFTER + 1 had started (one in flight besides those answered).
+    assert len(answered) == transport.answers >= KILL_AFTER
+    assert max(answered) <= KILL_AFTER
+    assert set(failed) >= set(range(KILL_AFTER + 1, PROBLEMS))
+    for i in answered:
+        loss, gradients = reference(**problems[i])
+        assert results[i].loss == loss, i
+        for name, expected in gradients.items():
+            assert np.array_equal(results[i].gradients[name], expected), (i, name)
+    for i in failed:
+        assert isinstance(results[i], GradserveConnectError), (i, results[i])
+    # Each failed problem was tried max_attempts times before its error was kept.
+    assert transport.attempts == len(answered) + RETRY.max_attempts * len(failed)
