@@ -14,7 +14,7 @@ from collections.abc import Callable
 import httpx
 import numpy as np
 
-from bench.server import running_server
+from tests.server import running_server
 
 SUBMISSIONS = 1000
 REPEATS = 5
@@ -57,7 +57,7 @@ def median_seconds(action: Callable[[], None]) -> float:
 
 
 def main() -> None:
-    with running_server() as url, httpx.Client(base_url=url, timeout=120) as client:
+    with running_server() as server, httpx.Client(base_url=server.url, timeout=120) as client:
         problem = client.post("/v1/problems", json={"seed": "bench", "shape": SHAPE}).json()
         ref = {"problem_id": problem["problem_id"]}
         items = submissions(problem)

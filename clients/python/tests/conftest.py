@@ -6,19 +6,15 @@ acceptance test kills its server, so it gets one of its own from `own_server`.
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from gradserve_client import AsyncClient, Client
+
+from tests.server import Server, running_server
 
 Connect = Callable[..., AbstractAsyncContextManager[Any]]
 
@@ -60,44 +56,8 @@ def connect(request: pytest.FixtureRequest) -> Connect:
     return open_client
 
 
-@dataclass
-class ServerProcess:
-    """A `gradserve serve` process at `url`."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-
-    def kill(self) -> None:
-        """Stop the server at once, as a crash would: SIGKILL, no graceful shutdown."""
-        self.process.kill()
-        self.process.wait(timeout=10)
-
-
 @pytest.fixture
-def own_server(tmp_path: Path) -> Iterator[ServerProcess]:
+def own_server(tmp_path: Path) -> Iterator[Server]:
     """A server of this test's own, on a free loopback port, which the test may kill."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    command = [str(Path(sys.executable).parent / "gradserve"), "serve", "--port", str(port)]
-    log = tmp_path / "gradserve.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-    server = ServerProcess(f"http://127.0.0.1:{port}", process)
-    try:
-        deadline = time.monotonic() + 30
-        while not _answers_health(server.url):
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "server did not start within 30 s"
-            time.sleep(0.1)
+    with running_server(log=tmp_path / "gradserve.log") as server:
         yield server
-    finally:
-        if process.poll() is None:
-            server.kill()
-
-
-def _answers_health(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz").status_code == 200
-    except httpx.TransportError:
-        return False
