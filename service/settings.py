@@ -1,11 +1,21 @@
-"""Every limit and switch of the service, in one object read from `GRADSERVE_*` variables."""
+"""Every limit and switch of the service, in one object read from `GRADSERVE_*` variables.
+
+The README's settings table lists them with their defaults; `create_app(settings)` takes one
+so that tests can set any of them.
+"""
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Role = Literal["compute", "grade", "instructor"]
+"""compute: /v1/gradients; grade: /v1/problems and /v1/grade (never reference values);
+instructor: everything, revealing reference values included."""
 
 
 class Settings(BaseSettings):
@@ -19,9 +29,50 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=64 * 1024 * 1024, ge=0, description="Largest request body accepted (413 beyond)."
     )
+    max_input_elements: int = Field(
+        default=8_000_000, ge=1, description="Most matrix entries in one request, all counted."
+    )
+    max_intermediate_elements: int = Field(
+        default=32_000_000, ge=1, description="Most entries of the largest intermediate (N x H)."
+    )
+    max_flops: int = Field(
+        default=200_000_000_000, ge=1, description="Most floating-point operations per request."
+    )
+    max_concurrent_computations: int | None = Field(
+        default=None,
+        ge=1,
+        description="Computations at once per worker; default: the cores per worker.",
+    )
+    max_waiting_computations: int = Field(
+        default=32, ge=0, description="Requests that may wait for a computation; 503 beyond."
+    )
+    retry_after_seconds: int = Field(
+        default=1, ge=0, description="The Retry-After of a 503 when the service is overloaded."
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Time allowed to receive a request body; 408 beyond."
+    )
+    shutdown_grace_seconds: float = Field(
+        default=30.0, ge=0, description="On SIGTERM, time allowed for requests in flight."
+    )
+    blas_threads: int | None = Field(
+        default=None, ge=1, description="BLAS threads per worker; default: the cores per worker."
+    )
+    api_keys: dict[str, Role] = Field(
+        default_factory=dict,
+        description='API key -> role, as JSON ({"key": "grade"}); empty: no keys needed.',
+    )
+    rate_limit_per_minute: int = Field(
+        default=0, ge=0, description="Requests per minute per API key; 0: no limit."
+    )
     allow_reveal: bool = Field(
         default=False, description="Whether /v1/grade may answer reference values when asked."
     )
+    access_log: bool = Field(default=True, description="JSON access log lines on stdout.")
+
+    @property
+    def cores_per_worker(self) -> int:
+        return max(1, (os.cpu_count() or 1) // self.workers)
 
 
 @lru_cache
