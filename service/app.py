@@ -7,6 +7,7 @@ from functools import partial
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
+from threadpoolctl import threadpool_limits
 
 from service import __version__
 from service.api import router
@@ -18,7 +19,7 @@ from service.grade_schemas import (
     ProblemRef,
     ProblemSpec,
 )
-from service.limits import BodySizeLimit
+from service.limits import BodySizeLimit, ComputeLimiter
 from service.openapi import openapi_schema
 from service.problems import install_problem_handlers
 from service.schemas import GradientsRequest, ProblemMatrices
@@ -58,6 +59,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.settings = settings
+    app.state.limiter = ComputeLimiter(
+        slots=settings.max_concurrent_computations or settings.cores_per_worker,
+        waiting=settings.max_waiting_computations,
+        retry_after=settings.retry_after_seconds,
+    )
+    threadpool_limits(limits=settings.blas_threads or settings.cores_per_worker)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(router)
     app.include_router(grade_router)

@@ -1,14 +1,33 @@
-"""Reading a JSON request body into a Pydantic model without blocking the event loop."""
+"""Reading a JSON request body into a validated, budgeted Pydantic model.
+
+In order, for every endpoint that takes a body:
+
+1. The headers: JSON (``application/json`` or ``application/*+json``) and no Content-Encoding
+   other than ``identity``, else 415.
+2. The body, read on the event loop (I/O only) within `body_timeout_seconds` (408 beyond, and the
+   connection is closed) and `max_body_bytes` (413, from `service.limits.BodySizeLimit`).
+3. A computation slot (`service.limits.ComputeLimiter`): 503 with Retry-After when every slot
+   and every waiting place is taken. The slot is held until the route has answered.
+4. Parsing and validation in the threadpool, in one pass by pydantic-core straight from the bytes
+   (400 for malformed JSON, 422 for an invalid request), then the request's `workload` against
+   the budgets (413 beyond, `service.budgets`): all before anything large is allocated.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from email.message import Message
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from fastapi import HTTPException, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
+
+from service.budgets import Costed, check_budgets
+from service.limits import ComputeLimiter
+from service.settings import Settings
+
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -25,24 +44,49 @@ def is_json(content_type: str | None) -> bool:
     )
 
 
-def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
-    """A dependency giving the request body validated as `model`.
+def check_media_type(request: Request) -> None:
+    """415 unless the body is uncompressed JSON."""
+    content_type = request.headers.get("content-type")
+    if not is_json(content_type):
+        raise HTTPException(
+            status_code=415,
+            detail="The body must be JSON, sent with Content-Type: application/json "
+            f"(got {content_type or 'no Content-Type'}).",
+        )
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise HTTPException(
+            status_code=415,
+            detail=f"The body must not be compressed (got Content-Encoding: {encoding}).",
+        )
 
-    The body is read on the event loop (I/O, capped by the app's `max_body_size`: 413 beyond it);
-    parsing and validation run in the threadpool, in one pass by pydantic-core straight from the
-    bytes. A body that is not JSON is a 415; invalid JSON a 400 and an invalid problem a 422 (the
-    `ValidationError` goes to the app's problem handler).
-    """
 
-    async def validated_body(request: Request) -> M:
-        content_type = request.headers.get("content-type")
-        if not is_json(content_type):
-            raise HTTPException(
-                status_code=415,
-                detail=f"The body must be JSON, sent with Content-Type: application/json "
-                f"(got {content_type or 'no Content-Type'}).",
-            )
-        body = await request.body()
-        return await run_in_threadpool(model.model_validate_json, body)
+async def read_body(request: Request, settings: Settings) -> bytes:
+    """The whole body, or 408 (closing the connection) when it does not arrive in time."""
+    try:
+        async with asyncio.timeout(settings.body_timeout_seconds):
+            return await request.body()
+    except TimeoutError:
+        raise HTTPException(
+            status_code=408,
+            detail=f"The request body did not arrive within {settings.body_timeout_seconds:g} s.",
+            headers={"Connection": "close"},
+        ) from None
+
+
+def json_body(model: type[M]) -> Callable[[Request], AsyncIterator[M]]:
+    """A dependency giving the request body validated as `model` (a model with a `workload`
+    method, `service.budgets.Costed`), within the budgets, while holding a computation slot
+    for the rest of the request."""
+
+    async def validated_body(request: Request) -> AsyncIterator[M]:
+        settings: Settings = request.app.state.settings
+        limiter: ComputeLimiter = request.app.state.limiter
+        check_media_type(request)
+        body = await read_body(request, settings)
+        async with limiter.slot():
+            parsed = await run_in_threadpool(model.model_validate_json, body)
+            check_budgets(cast(Costed, parsed).workload(), settings)
+            yield parsed
 
     return validated_body

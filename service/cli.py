@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Sequence
 
 import uvicorn
@@ -39,7 +40,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "openapi":
         print(openapi_document())
     else:
-        uvicorn.run("service.app:app", host=args.host, port=args.port, workers=args.workers)
+        serve(args.host, args.port, args.workers)
+
+
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve with uvicorn. On SIGTERM it stops accepting connections and gives the requests in
+    flight `shutdown_grace_seconds` to finish. Workers read the settings from the environment,
+    so the worker count is passed on there (it sizes each worker's BLAS threads and slots)."""
+    os.environ["GRADSERVE_WORKERS"] = str(workers)
+    uvicorn.run(
+        "service.app:app",
+        host=host,
+        port=port,
+        workers=workers,
+        timeout_graceful_shutdown=get_settings().shutdown_grace_seconds,
+    )
 
 
 def openapi_document() -> str:

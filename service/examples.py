@@ -42,6 +42,12 @@ PROBLEMS: dict[int, dict[str, Any]] = {
         "status": 413,
         "detail": "The request body is larger than the 67108864 bytes this service accepts.",
     },
+    408: {
+        "type": "about:blank",
+        "title": "Request Timeout",
+        "status": 408,
+        "detail": "The request body did not arrive within 30 s.",
+    },
     415: {
         "type": "about:blank",
         "title": "Unsupported Media Type",
@@ -63,9 +69,16 @@ PROBLEMS: dict[int, dict[str, Any]] = {
         ],
         "error_count": 1,
     },
+    503: {
+        "type": "about:blank",
+        "title": "Service Unavailable",
+        "status": 503,
+        "detail": "The service is at capacity (2 running, 32 waiting). Retry after 1 s.",
+    },
 }
-"""The problem answered, in order: to `{"X": [[1, 2]`; to a body over the default limit; to a
-body sent as text/plain; to `SHAPE_MISMATCH_REQUEST`."""
+"""The problem answered, in order: to `{"X": [[1, 2]`; to a body sent slower than the default
+timeout; to a body over the default limit; to a body sent as text/plain; to
+`SHAPE_MISMATCH_REQUEST`; when every computation slot and waiting place is taken."""
 
 PROBLEM_SPEC: dict[str, Any] = {
     "seed": "student-042",

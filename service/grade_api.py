@@ -34,7 +34,7 @@ router = APIRouter(prefix="/v1", tags=["grading"])
 
 Format = Literal["json", "gradescope", "prairielearn"]
 
-BODY_PROBLEMS = {status: examples.PROBLEMS[status] for status in (400, 413, 415)}
+BODY_PROBLEMS = {status: examples.PROBLEMS[status] for status in (400, 408, 413, 415, 503)}
 GRADE_PROBLEMS = {**BODY_PROBLEMS, 403: examples.REVEAL_REFUSED, 422: examples.DAMAGED_PROBLEM_ID}
 
 

@@ -27,12 +27,16 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from service import generator
+from service.budgets import NOTHING, Workload, network_workload
 from service.openapi import REF_TEMPLATE
 from service.problems import Problem
 from service.schemas import Matrix, ProblemMatrices
 
 MAX_PROBLEM_DIM = 64
 """The largest N, D_in, H or D_out `/v1/problems` generates."""
+
+CANDIDATE_COMPARISONS = 40
+"""Floating-point operations per submitted entry: the comparisons with the answer and the slips."""
 
 JS_SAFE_INTEGER = 2**53 - 1
 
@@ -107,6 +111,11 @@ class ProblemSpec(BaseModel):
         "allow: either.",
     )
 
+    def workload(self) -> Workload:
+        """Generating the problem: drawing its entries and computing H = X W1."""
+        shape = self.shape
+        return network_workload(shape.N, shape.D_in, shape.H, shape.D_out)
+
     def to_generator(self) -> generator.Spec:
         return generator.Spec(
             **self.shape.model_dump(),
@@ -170,12 +179,21 @@ class ProblemRef(BaseModel):
     def spec(self) -> ProblemSpec:
         return self._spec
 
+    def workload(self) -> Workload:
+        return self._spec.workload()
+
 
 def _problem_input(value: Any) -> ProblemMatrices | ProblemRef:
     model: type[ProblemMatrices | ProblemRef] = (
         ProblemRef if isinstance(value, dict) and "problem_id" in value else ProblemMatrices
     )
     return model.model_validate(value)
+
+
+def grading_workload(problem: ProblemMatrices | ProblemRef) -> Workload:
+    """The reference pass and the mistaken answers computed from it: about two passes."""
+    one_pass = problem.workload()
+    return Workload(one_pass.input_elements, one_pass.largest_intermediate, 2 * one_pass.flops)
 
 
 ProblemInput = Annotated[
@@ -244,6 +262,11 @@ class Submission(BaseModel):
     loss: SubmittedNumber | None = None
     gradients: SubmittedGradients = Field(default_factory=SubmittedGradients)
 
+    def workload(self) -> Workload:
+        """Comparing each submitted entry with the answer and with each candidate slip."""
+        sizes = [array.size for array in self.arrays().values()]
+        return Workload(sum(sizes), max(sizes, default=0), CANDIDATE_COMPARISONS * sum(sizes))
+
     def arrays(self) -> dict[str, NDArray[np.float64]]:
         """Quantity name -> submitted array (the loss as a 0-d array), for what was submitted."""
         submitted = {
@@ -306,6 +329,9 @@ class GradeRequest(GradingOptions):
     problem: ProblemInput
     submission: Submission
 
+    def workload(self) -> Workload:
+        return grading_workload(self.problem) + self.submission.workload()
+
 
 class GradeBatchItem(BaseModel):
     """One submission; its problem, or the batch's."""
@@ -321,6 +347,13 @@ class GradeBatchRequest(GradingOptions):
 
     problem: ProblemInput | None = Field(default=None, description="For items without their own.")
     items: list[GradeBatchItem] = Field(min_length=1, max_length=10_000)
+
+    def workload(self) -> Workload:
+        """Each distinct problem's reference once, and every submission."""
+        own = [grading_workload(item.problem) for item in self.items if item.problem is not None]
+        shared = [grading_workload(self.problem)] if self.problem is not None else []
+        submissions = [item.submission.workload() for item in self.items]
+        return sum([*own, *shared, *submissions], NOTHING)
 
     @model_validator(mode="after")
     def every_item_has_a_problem(self) -> Self:

@@ -16,6 +16,8 @@ Problem types, stable for clients to switch on:
 - ``urn:gradserve:problem:non-finite-result`` (422): the loss or a gradient overflowed;
   `quantities` names them.
 - ``urn:gradserve:problem:generation-failed`` (422): no problem instance meets the spec.
+- ``urn:gradserve:problem:budget-exceeded`` (413): the request would cost more than a budget
+  allows; `budget`, `limit` and `value` say which, how much is allowed and how much it needs.
 - ``urn:gradserve:problem:internal-error`` (500): a fault of the service's own.
 
 No error echoes input values, and `errors` holds at most `MAX_FIELD_ERRORS` entries, with
@@ -36,6 +38,7 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import ErrorDetails
 from starlette.exceptions import HTTPException
 
+from service.budgets import BudgetExceeded
 from service.generator import GenerationError
 from service.network import NonFiniteResultError
 
@@ -47,6 +50,7 @@ INVALID_REQUEST = "urn:gradserve:problem:invalid-request"
 NON_FINITE_RESULT = "urn:gradserve:problem:non-finite-result"
 INTERNAL_ERROR = "urn:gradserve:problem:internal-error"
 GENERATION_FAILED = "urn:gradserve:problem:generation-failed"
+BUDGET_EXCEEDED = "urn:gradserve:problem:budget-exceeded"
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +82,14 @@ class Problem(BaseModel):
     )
     quantities: list[str] | None = Field(
         default=None, description="For a non-finite result: the quantities that overflowed."
+    )
+    budget: str | None = Field(
+        default=None,
+        description="For a budget exceeded: input_elements, intermediate_elements or flops.",
+    )
+    limit: int | None = Field(default=None, description="For a budget exceeded: the limit.")
+    value: int | None = Field(
+        default=None, description="For a budget exceeded: what the request would need."
     )
 
 
@@ -204,6 +216,32 @@ def non_finite_problem(exc: NonFiniteResultError) -> Problem:
     )
 
 
+BUDGET_WORDS = {
+    "input_elements": "matrix entries in all",
+    "intermediate_elements": "entries in its largest intermediate array (N x H)",
+    "flops": "floating-point operations",
+}
+
+
+def budget_problem(exc: BudgetExceeded) -> Problem:
+    """413: the request would cost more than a budget allows."""
+    return Problem(
+        type=BUDGET_EXCEEDED,
+        title="Budget exceeded",
+        status=413,
+        detail=f"The request needs {exc.value:,} {BUDGET_WORDS[exc.budget]}, over this "
+        f"service's limit of {exc.limit:,}.",
+        budget=exc.budget,
+        limit=exc.limit,
+        value=exc.value,
+    )
+
+
+async def on_budget_exceeded(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BudgetExceeded)
+    return problem_response(budget_problem(exc))
+
+
 def generation_problem(exc: GenerationError) -> Problem:
     """422: no problem instance meets the spec."""
     return Problem(type=GENERATION_FAILED, title="No such problem", status=422, detail=str(exc))
@@ -280,6 +318,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         RequestValidationError: on_parameter_error,
         NonFiniteResultError: on_non_finite_result,
         GenerationError: on_generation_error,
+        BudgetExceeded: on_budget_exceeded,
         HTTPException: on_http_error,
         Exception: on_internal_error,
     }

@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
+from service.budgets import Workload, network_workload
 from service.network import Result
 
 FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
@@ -101,6 +102,11 @@ class ProblemMatrices(BaseModel):
     Y: Matrix = Field(description="Targets, N x D_out.")
     W1: Matrix = Field(description="First-layer weights, D_in x H.")
     W2: Matrix = Field(description="Second-layer weights, H x D_out.")
+
+    def workload(self) -> Workload:
+        """One forward and backward pass at these shapes."""
+        (N, D_in), (H, D_out) = self.X.shape, self.W2.shape
+        return network_workload(N, D_in, H, D_out)
 
     @model_validator(mode="after")
     def shapes_agree(self) -> Self:

@@ -52,8 +52,8 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(
         default=30.0, gt=0, description="Time allowed to receive a request body; 408 beyond."
     )
-    shutdown_grace_seconds: float = Field(
-        default=30.0, ge=0, description="On SIGTERM, time allowed for requests in flight."
+    shutdown_grace_seconds: int = Field(
+        default=30, ge=0, description="On SIGTERM, seconds allowed for requests in flight."
     )
     blas_threads: int | None = Field(
         default=None, ge=1, description="BLAS threads per worker; default: the cores per worker."

@@ -104,7 +104,7 @@ async def test_documented_examples_are_the_real_answers(client: httpx.AsyncClien
         for status, response in operation["responses"].items()
         if PROBLEM_JSON in response.get("content", {})
     }
-    assert set(documented) == {400, 413, 415, 422}
+    assert set(documented) == {400, 408, 413, 415, 422, 503}
     json_header = {"Content-Type": "application/json"}
     real = {
         400: await client.post("/v1/gradients", content=b'{"X": [[1, 2]', headers=json_header),
@@ -117,8 +117,11 @@ async def test_documented_examples_are_the_real_answers(client: httpx.AsyncClien
         422: await client.post("/v1/gradients", json=examples.SHAPE_MISMATCH_REQUEST),
     }
     for status, example in documented.items():
-        assert real[status].status_code == status
-        assert real[status].json() == example
+        if status in real:
+            assert real[status].status_code == status
+            assert real[status].json() == example
+    # 408 and 503 need a slow client or a full service: tests/test_hardening.py makes them,
+    # under other settings, and checks that they match these examples but for the figures.
 
 
 async def test_openapi_document_is_complete(client: httpx.AsyncClient) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 from service import examples
+from tests.server import running_server
 
 pytestmark = pytest.mark.slow
 
@@ -159,3 +161,44 @@ def test_gradescope_autograder_writes_results(live_server: str, tmp_path: Path) 
 
 def matrices(problem: dict[str, object]) -> dict[str, object]:
     return {name: problem[name] for name in ("X", "Y", "W1", "W2")}
+
+
+def test_sigterm_under_load_finishes_accepted_requests(tmp_path: Path) -> None:
+    """SIGTERM while requests compute: every request already answered or in flight gets a
+    200, none a 5xx; afterwards the server takes no new connections and exits by itself."""
+    rng = np.random.default_rng(1)
+    N, D_in, H = 1500, 400, 1500
+    heavy = {
+        "X": rng.integers(-1, 2, (N, D_in)).tolist(),
+        "Y": rng.integers(-1, 2, (N, 1)).tolist(),
+        "W1": rng.integers(-1, 2, (D_in, H)).tolist(),
+        "W2": rng.integers(-1, 2, (H, 1)).tolist(),
+    }
+    with running_server(log=tmp_path / "server.log") as server:
+
+        async def load() -> tuple[int, list[int | str]]:
+            async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+                requests = [
+                    asyncio.create_task(client.post("/v1/gradients", json=heavy)) for _ in range(6)
+                ]
+                await asyncio.sleep(1.0)  # all six sent and being read or computed
+                in_flight = sum(not request.done() for request in requests)
+                server.process.send_signal(signal.SIGTERM)
+                outcomes: list[int | str] = []
+                for request in requests:
+                    try:
+                        outcomes.append((await request).status_code)
+                    except httpx.TransportError as error:
+                        outcomes.append(type(error).__name__)
+                return in_flight, outcomes
+
+        in_flight, outcomes = asyncio.run(load())
+        # uvicorn shuts down gracefully, then re-raises the signal it caught: exit by SIGTERM
+        assert server.process.wait(timeout=60) == -signal.SIGTERM
+    assert in_flight >= 1, "no request was in flight at SIGTERM: make them heavier"
+    assert all(outcome == 200 for outcome in outcomes), outcomes
+    log = (tmp_path / "server.log").read_text()
+    assert "Waiting for application shutdown." in log
+    assert "Finished server process" in log
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{server.url}/healthz")
