@@ -28,7 +28,6 @@ from service.budgets import Costed, check_budgets
 from service.limits import ComputeLimiter
 from service.settings import Settings
 
-
 M = TypeVar("M", bound=BaseModel)
 
 

@@ -14,7 +14,7 @@ from typing import Protocol
 from service.settings import Settings
 
 
-class BudgetExceeded(Exception):
+class BudgetExceededError(Exception):
     """The request would cost more of `budget` than `limit` allows: `value`."""
 
     def __init__(self, budget: str, limit: int, value: int) -> None:
@@ -63,7 +63,7 @@ class Costed(Protocol):
 
 
 def check_budgets(workload: Workload, settings: Settings) -> None:
-    """Raise BudgetExceeded for the first budget the workload goes over."""
+    """Raise BudgetExceededError for the first budget the workload goes over."""
     for budget, limit, value in (
         ("input_elements", settings.max_input_elements, workload.input_elements),
         (
@@ -74,4 +74,4 @@ def check_budgets(workload: Workload, settings: Settings) -> None:
         ("flops", settings.max_flops, workload.flops),
     ):
         if value > limit:
-            raise BudgetExceeded(budget, limit, value)
+            raise BudgetExceededError(budget, limit, value)

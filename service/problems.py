@@ -38,7 +38,7 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import ErrorDetails
 from starlette.exceptions import HTTPException
 
-from service.budgets import BudgetExceeded
+from service.budgets import BudgetExceededError
 from service.generator import GenerationError
 from service.network import NonFiniteResultError
 
@@ -223,7 +223,7 @@ BUDGET_WORDS = {
 }
 
 
-def budget_problem(exc: BudgetExceeded) -> Problem:
+def budget_problem(exc: BudgetExceededError) -> Problem:
     """413: the request would cost more than a budget allows."""
     return Problem(
         type=BUDGET_EXCEEDED,
@@ -238,7 +238,7 @@ def budget_problem(exc: BudgetExceeded) -> Problem:
 
 
 async def on_budget_exceeded(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, BudgetExceeded)
+    assert isinstance(exc, BudgetExceededError)
     return problem_response(budget_problem(exc))
 
 
@@ -318,7 +318,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         RequestValidationError: on_parameter_error,
         NonFiniteResultError: on_non_finite_result,
         GenerationError: on_generation_error,
-        BudgetExceeded: on_budget_exceeded,
+        BudgetExceededError: on_budget_exceeded,
         HTTPException: on_http_error,
         Exception: on_internal_error,
     }

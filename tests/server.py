@@ -6,8 +6,9 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,3 +65,46 @@ def running_server(*options: str, log: Path | None = None) -> Iterator[Server]:
         if process.poll() is None:
             process.terminate()
             process.wait(timeout=10)
+
+
+class KillingTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """Real HTTP for either client, counting attempts and answers; once `kill_after` answers
+    have been read, it calls `kill` before handing the last one on."""
+
+    def __init__(self, kill: Callable[[], None], kill_after: int) -> None:
+        self.attempts = 0
+        self.answers = 0
+        self._kill, self._kill_after = kill, kill_after
+        self._lock = threading.Lock()
+        self._sync = httpx.HTTPTransport()
+        self._async = httpx.AsyncHTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self._attempted()
+        response = self._sync.handle_request(request)
+        response.read()
+        self._answered()
+        return response
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self._attempted()
+        response = await self._async.handle_async_request(request)
+        await response.aread()
+        self._answered()
+        return response
+
+    def close(self) -> None:
+        self._sync.close()
+
+    async def aclose(self) -> None:
+        await self._async.aclose()
+
+    def _attempted(self) -> None:
+        with self._lock:
+            self.attempts += 1
+
+    def _answered(self) -> None:
+        with self._lock:
+            self.answers += 1
+            if self.answers == self._kill_after:
+                self._kill()

@@ -3,17 +3,16 @@ failures instead of raising on the first."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 from gradserve_client import GradientsResult, GradserveConnectError, RetryPolicy
 
 from tests.generate import random_problem
 from tests.oracle import reference
+from tests.server import KillingTransport
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
@@ -22,49 +21,6 @@ CONCURRENCY = 2
 KILL_AFTER = 10
 """The server is killed as soon as this many answers have been read."""
 RETRY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05)
-
-
-class KillingTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
-    """Real HTTP for either client, counting attempts and answers; once `kill_after` answers
-    have been read, it calls `kill` before handing the last one on."""
-
-    def __init__(self, kill: Callable[[], None], kill_after: int) -> None:
-        self.attempts = 0
-        self.answers = 0
-        self._kill, self._kill_after = kill, kill_after
-        self._lock = threading.Lock()
-        self._sync = httpx.HTTPTransport()
-        self._async = httpx.AsyncHTTPTransport()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self._attempted()
-        response = self._sync.handle_request(request)
-        response.read()
-        self._answered()
-        return response
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self._attempted()
-        response = await self._async.handle_async_request(request)
-        await response.aread()
-        self._answered()
-        return response
-
-    def close(self) -> None:
-        self._sync.close()
-
-    async def aclose(self) -> None:
-        await self._async.aclose()
-
-    def _attempted(self) -> None:
-        with self._lock:
-            self.attempts += 1
-
-    def _answered(self) -> None:
-        with self._lock:
-            self.answers += 1
-            if self.answers == self._kill_after:
-                self._kill()
 
 
 async def test_gradients_many_survives_the_server_dying(
