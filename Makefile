@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 PYTEST_ARGS := $(if $(FAST),-m "not slow",)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format openapi vectors bench clean
+.PHONY: help run test lint format openapi vectors bench loadtest clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ vectors: $(INSTALLED) ## rewrite the contract vectors in tests/contract/ from th
 
 bench: $(INSTALLED) ## run the benchmarks (bench/README.md); they print figures, they do not pass or fail
 	$(BIN)/python -m bench.grade_batch
+
+loadtest: $(INSTALLED) ## a bounded load run on loopback at 1 to 64 clients; fails on any 5xx
+	$(BIN)/python -m bench.loadtest
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

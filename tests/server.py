@@ -38,15 +38,23 @@ class Server:
 
 
 @contextmanager
-def running_server(*options: str, log: Path | None = None) -> Iterator[Server]:
+def running_server(
+    *options: str, log: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[Server]:
     """Start `gradserve serve` with `options`, wait for /healthz, yield it, then stop it.
 
-    The server's output goes to `log` when given, and is quoted if the server fails to start.
+    `env` adds environment variables (settings: GRADSERVE_...). The server's output goes to
+    `log` when given, and is quoted if the server fails to start.
     """
     port = free_port()
     command = [str(Path(sys.executable).parent / "gradserve"), "serve", "--port", str(port)]
     with log.open("wb") if log else open(os.devnull, "wb") as output:
-        process = subprocess.Popen([*command, *options], stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [*command, *options],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_SECONDS
