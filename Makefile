@@ -42,8 +42,9 @@ openapi: $(INSTALLED) ## rewrite clients/openapi.json, the contract, from the ap
 vectors: $(INSTALLED) ## rewrite the contract vectors in tests/contract/ from their generator
 	$(BIN)/python -m tests.contract.generate
 
-bench: $(INSTALLED) ## run the benchmarks (bench/README.md); they print figures, they do not pass or fail
+bench: $(INSTALLED) ## run the benchmarks (bench/README.md): figures beside baselines, no pass or fail
 	$(BIN)/python -m bench.grade_batch
+	$(BIN)/python -m bench.observability
 
 loadtest: $(INSTALLED) ## a bounded load run on loopback at 1 to 64 clients; fails on any 5xx
 	$(BIN)/python -m bench.loadtest

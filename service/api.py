@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from service import examples
 from service.body import json_body
+from service.metrics import timed_compute
 from service.network import loss_and_gradients
 from service.openapi import json_request_body, problem_responses
 from service.schemas import GradientsRequest, GradientsResponse
@@ -46,14 +47,15 @@ def post_gradients(
     The ReLU's gradient passes only where H > 0: dloss/dH is 0 wherever H <= 0, including
     H == 0 exactly. A result that overflows is a 422 naming the quantity, never NaN or Infinity.
     """
-    result = loss_and_gradients(
-        problem.X,
-        problem.Y,
-        problem.W1,
-        problem.W2,
-        dtype=np.dtype(problem.options.dtype).type,
-        return_forward=problem.options.return_forward,
-    )
+    with timed_compute("gradients"):
+        result = loss_and_gradients(
+            problem.X,
+            problem.Y,
+            problem.W1,
+            problem.W2,
+            dtype=np.dtype(problem.options.dtype).type,
+            return_forward=problem.options.return_forward,
+        )
     return PydanticJSONResponse(GradientsResponse.from_result(result))
 
 

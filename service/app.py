@@ -11,6 +11,7 @@ from threadpoolctl import threadpool_limits
 
 from service import __version__
 from service.api import router
+from service.auth import ApiKeys, with_security
 from service.grade_api import router as grade_router
 from service.grade_schemas import (
     GradeBatchRequest,
@@ -20,6 +21,7 @@ from service.grade_schemas import (
     ProblemSpec,
 )
 from service.limits import BodySizeLimit, ComputeLimiter
+from service.observability import install_observability
 from service.openapi import openapi_schema
 from service.problems import install_problem_handlers
 from service.schemas import GradientsRequest, ProblemMatrices
@@ -59,17 +61,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.settings = settings
-    app.state.limiter = ComputeLimiter(
+    install_observability(app, settings)
+    app.state.limiter = limiter = ComputeLimiter(
         slots=settings.max_concurrent_computations or settings.cores_per_worker,
         waiting=settings.max_waiting_computations,
         retry_after=settings.retry_after_seconds,
     )
+    app.state.readiness_checks.append(lambda: "overloaded" if limiter.full else None)
     threadpool_limits(limits=settings.blas_threads or settings.cores_per_worker)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        ApiKeys, keys=settings.api_keys, rate_limit_per_minute=settings.rate_limit_per_minute
+    )
     app.include_router(router)
     app.include_router(grade_router)
     install_problem_handlers(app)
-    app.openapi = partial(openapi_schema, app, REQUEST_MODELS)  # type: ignore[method-assign]
+    app.openapi = with_security(partial(openapi_schema, app, REQUEST_MODELS))  # type: ignore[method-assign]
     return app
 
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import uvicorn
 
 from service.app import create_app
+from service.observability import logging_config
 from service.settings import get_settings
 
 
@@ -54,6 +55,8 @@ def serve(host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         timeout_graceful_shutdown=get_settings().shutdown_grace_seconds,
+        log_config=logging_config(),
+        access_log=not get_settings().access_log,  # the app writes its own, in JSON
     )
 
 

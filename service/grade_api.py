@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
 from service import examples, generator
+from service.auth import caller_role
 from service.body import json_body
 from service.grade_report import grade_out, gradescope, prairielearn
 from service.grade_schemas import (
@@ -24,11 +25,12 @@ from service.grade_schemas import (
 )
 from service.grading import Grade, Reference, Tolerance, grade
 from service.messages import Language, language
+from service.metrics import timed_compute
 from service.network import NonFiniteResultError
 from service.openapi import REF_TEMPLATE, json_request_body, problem_responses
 from service.problems import Problem, generation_problem, non_finite_problem
 from service.schemas import ProblemMatrices
-from service.settings import Settings
+from service.settings import Role, Settings
 
 router = APIRouter(prefix="/v1", tags=["grading"])
 
@@ -95,12 +97,20 @@ def grade_with(options: GradingOptions, reference: Reference, submission: Submis
     )
 
 
-def check_reveal(options: GradingOptions, settings: Settings) -> None:
-    if options.reveal and not settings.allow_reveal:
-        raise HTTPException(
-            status_code=403,
-            detail="This deployment does not reveal reference answers (GRADSERVE_ALLOW_REVEAL).",
+def check_reveal(options: GradingOptions, settings: Settings, role: Role | None) -> None:
+    """Revealing reference answers needs the deployment's consent and, where API keys are
+    configured, an instructor's key; a 403 otherwise, saying which is missing."""
+    if not options.reveal:
+        return
+    missing = []
+    if not settings.allow_reveal:
+        missing.append(
+            "This deployment does not reveal reference answers (GRADSERVE_ALLOW_REVEAL)."
         )
+    if settings.api_keys and role != "instructor":
+        missing.append(f"Only an instructor's API key may see reference answers, not a {role} key.")
+    if missing:
+        raise HTTPException(status_code=403, detail=" ".join(missing))
 
 
 @router.post(
@@ -126,18 +136,20 @@ def post_grade(
     request: Annotated[GradeRequest, Depends(json_body(GradeRequest))],
     settings: Annotated[Settings, Depends(app_settings)],
     lang: Annotated[Language, Depends(accept_language)],
+    role: Annotated[Role | None, Depends(caller_role)],
     format: Annotated[Format, Query(description="json, or an autograder's format.")] = "json",
 ) -> JSONResponse:
     """Shape before values; then each entry within |a - b| <= atol + rtol * max(|a|, |b|).
     Messages in Chinese with Accept-Language: zh."""
-    check_reveal(request, settings)
-    reference, problem_id = resolve(request.problem)
-    graded = grade_out(
-        grade_with(request, reference, request.submission),
-        lang,
-        problem_id,
-        reference if request.reveal else None,
-    )
+    check_reveal(request, settings, role)
+    with timed_compute("grade"):
+        reference, problem_id = resolve(request.problem)
+        graded = grade_out(
+            grade_with(request, reference, request.submission),
+            lang,
+            problem_id,
+            reference if request.reveal else None,
+        )
     renderers = {"json": json_grade, "gradescope": gradescope, "prairielearn": prairielearn}
     return JSONResponse(renderers[format](graded))
 
@@ -161,24 +173,28 @@ def post_grade_batch(
     request: Annotated[GradeBatchRequest, Depends(json_body(GradeBatchRequest))],
     settings: Annotated[Settings, Depends(app_settings)],
     lang: Annotated[Language, Depends(accept_language)],
+    role: Annotated[Role | None, Depends(caller_role)],
 ) -> GradeBatchOut:
     """Results in input order; an item whose problem cannot be graded gets a problem details
     object of its own, and the others are graded all the same."""
-    check_reveal(request, settings)
+    check_reveal(request, settings, role)
     references: dict[int, tuple[Reference, str | None] | Problem] = {}
     results: list[GradeOut | Problem] = []
-    for item in request.items:
-        problem = item.problem or request.problem
-        assert problem is not None  # the schema checks every item has one
-        if id(problem) not in references:
-            references[id(problem)] = reference_or_problem(problem)
-        resolved = references[id(problem)]
-        if isinstance(resolved, Problem):
-            results.append(resolved)
-            continue
-        reference, problem_id = resolved
-        graded = grade_with(request, reference, item.submission)
-        results.append(grade_out(graded, lang, problem_id, reference if request.reveal else None))
+    with timed_compute("grade_batch"):
+        for item in request.items:
+            problem = item.problem or request.problem
+            assert problem is not None  # the schema checks every item has one
+            if id(problem) not in references:
+                references[id(problem)] = reference_or_problem(problem)
+            resolved = references[id(problem)]
+            if isinstance(resolved, Problem):
+                results.append(resolved)
+                continue
+            reference, problem_id = resolved
+            graded = grade_with(request, reference, item.submission)
+            results.append(
+                grade_out(graded, lang, problem_id, reference if request.reveal else None)
+            )
     return GradeBatchOut(results=results, **class_counts(results))
 
 

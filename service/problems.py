@@ -300,7 +300,14 @@ async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def on_internal_error(request: Request, exc: Exception) -> JSONResponse:
-    logger.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+    request_id = getattr(request.state, "request_id", None)
+    logger.error(
+        "internal error on %s %s (request %s)",
+        request.method,
+        request.url.path,
+        request_id,
+        exc_info=exc,
+    )
     return problem_response(
         Problem(
             type=INTERNAL_ERROR,

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, get_args
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Role = Literal["compute", "grade", "instructor"]
+ROLES: tuple[Role, ...] = get_args(Role)
 """compute: /v1/gradients; grade: /v1/problems and /v1/grade (never reference values);
 instructor: everything, revealing reference values included."""
 
@@ -21,7 +22,9 @@ instructor: everything, revealing reference values included."""
 class Settings(BaseSettings):
     """The service's settings; each is read from ``GRADSERVE_<NAME>``, e.g. GRADSERVE_PORT."""
 
-    model_config = SettingsConfigDict(env_prefix="GRADSERVE_", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="GRADSERVE_", extra="forbid", hide_input_in_errors=True
+    )
 
     host: str = Field(default="127.0.0.1", description="Address `gradserve serve` binds.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port `gradserve serve` binds.")
@@ -60,6 +63,7 @@ class Settings(BaseSettings):
     )
     api_keys: dict[str, Role] = Field(
         default_factory=dict,
+        repr=False,
         description='API key -> role, as JSON ({"key": "grade"}); empty: no keys needed.',
     )
     rate_limit_per_minute: int = Field(
@@ -69,6 +73,19 @@ class Settings(BaseSettings):
         default=False, description="Whether /v1/grade may answer reference values when asked."
     )
     access_log: bool = Field(default=True, description="JSON access log lines on stdout.")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def keys_are_usable(cls, keys: object) -> object:
+        """Roles must be known and keys non-empty without surrounding spaces; errors never
+        name a key (they end up in logs)."""
+        if isinstance(keys, dict):
+            for key, role in keys.items():
+                if role not in ROLES:
+                    raise ValueError(f"a key has the role {role!r}; roles are {', '.join(ROLES)}")
+                if not isinstance(key, str) or not key or key != key.strip():
+                    raise ValueError("a key is empty or has spaces around it")
+        return keys
 
     @property
     def cores_per_worker(self) -> int:

@@ -132,6 +132,7 @@ async def test_openapi_document_is_complete(client: httpx.AsyncClient) -> None:
         "/v1/grade",
         "/v1/grade/batch",
         "/healthz",
+        "/readyz",
     }
     text = str(document)
     for ref in set(re.findall(r"#/components/schemas/(\w+)", text)):

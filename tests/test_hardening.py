@@ -191,3 +191,20 @@ def test_the_limiter_defaults_to_the_cores_per_worker() -> None:
 
     app = create_app(Settings(workers=1))
     assert app.state.limiter.slots == os.cpu_count()
+
+
+class TestReadinessUnderOverload:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return Settings(max_concurrent_computations=1, max_waiting_computations=0)
+
+    async def test_readyz_is_503_while_every_slot_is_taken(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        async with app.router.lifespan_context(app):  # started, as a server runs it
+            async with app.state.limiter.slot():
+                busy = await client.get("/readyz")
+            idle = await client.get("/readyz")
+        assert busy.status_code == 503
+        assert "overloaded" in busy.json()["detail"]
+        assert idle.status_code == 200
