@@ -17,6 +17,8 @@ from service.grade_schemas import (
     GradeBatchRequest,
     GradeOut,
     GradeRequest,
+    GradescopeResult,
+    PrairieLearnResult,
     ProblemRef,
     ProblemSpec,
 )
@@ -46,6 +48,8 @@ REQUEST_MODELS: list[type[BaseModel]] = [
     ProblemMatrices,
     ProblemRef,
     GradeOut,
+    GradescopeResult,
+    PrairieLearnResult,
 ]
 """Models the OpenAPI document refers to that FastAPI does not collect from the routes."""
 

@@ -57,6 +57,7 @@ class Candidate:
     factor: float | None = None
 
 
+@np.errstate(over="ignore", invalid="ignore")  # huge entries give inf candidates, not 500s
 def candidates(name: str, reference: Array, X: Array, result: Result) -> list[Candidate]:
     """The mistaken answers for quantity `name` ("loss" or a gradient key) of this problem.
 

@@ -124,7 +124,12 @@ def check_reveal(options: GradingOptions, settings: Settings, role: Role | None)
             "autograder's result format instead.",
             "content": {
                 "application/json": {
-                    "schema": {"$ref": REF_TEMPLATE.format(model="GradeOut")},
+                    "schema": {
+                        "anyOf": [
+                            {"$ref": REF_TEMPLATE.format(model=model)}
+                            for model in ("GradeOut", "GradescopeResult", "PrairieLearnResult")
+                        ]
+                    },
                     "example": examples.GRADE_RESPONSE,
                 }
             },

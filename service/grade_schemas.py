@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
@@ -43,8 +44,19 @@ JS_SAFE_INTEGER = 2**53 - 1
 MAX_SEED_LENGTH = 200
 
 
+def _integral(value: Any) -> Any:
+    """A JSON number without a fractional part (39.0, 1e2) as the integer it is: JSON Schema's
+    "integer" admits it, and JavaScript cannot tell 39.0 from 39."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Integral = BeforeValidator(_integral)
+"""With `strict=True`: an integer, written 39, 39.0 or 3.9e1; never "39", true or 39.5."""
+
+
 def _seed(value: Any) -> int | str:
     """An integer within ±(2**53 - 1) (so JavaScript holds it exactly), or a non-empty string."""
+    value = _integral(value)
     if isinstance(value, int) and not isinstance(value, bool):
         if abs(value) > JS_SAFE_INTEGER:
             raise PydanticCustomError("seed_range", "an integer seed must lie within ±(2**53 - 1)")
@@ -71,7 +83,7 @@ Seed = Annotated[
         }
     ),
 ]
-Dim = Annotated[int, Field(strict=True, ge=1, le=MAX_PROBLEM_DIM)]
+Dim = Annotated[int, Field(strict=True, ge=1, le=MAX_PROBLEM_DIM), Integral]
 
 
 class ProblemShape(BaseModel):
@@ -98,11 +110,11 @@ class ProblemSpec(BaseModel):
         "quarters: multiples of 0.25 in [-max_abs, max_abs], short decimals held exactly; "
         "normal: approximately normal floats times scale.",
     )
-    max_abs: int = Field(
+    max_abs: Annotated[int, Integral] = Field(
         default=3, strict=True, ge=1, le=1000, description="For integers, quarters."
     )
     scale: float = Field(
-        default=1.0, gt=0, le=1e100, allow_inf_nan=False, description="For normal."
+        default=1.0, strict=True, gt=0, le=1e100, allow_inf_nan=False, description="For normal."
     )
     zeros_in_H: generator.ZerosInH = Field(
         default="avoid",
@@ -233,8 +245,12 @@ SubmittedArray = Annotated[
     WithJsonSchema(
         {
             "oneOf": [
-                {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
-                {"type": "array", "items": {"type": "number"}},
+                {
+                    "type": "array",
+                    "items": {"type": "array", "items": {"type": "number"}, "minItems": 1},
+                    "minItems": 1,
+                },
+                {"type": "array", "items": {"type": "number"}, "minItems": 1},
             ],
             "description": "A matrix as rows, or flattened; any shape (a wrong one is graded).",
         }
@@ -277,7 +293,7 @@ class Submission(BaseModel):
         return submitted
 
 
-Weight = Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)]
+Weight = Annotated[float, Field(strict=True, ge=0, le=1e6, allow_inf_nan=False)]
 
 
 class Weights(BaseModel):
@@ -298,8 +314,8 @@ class ToleranceSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rtol: float = Field(default=1e-6, ge=0, le=1, allow_inf_nan=False)
-    atol_factor: float = Field(default=1e-9, ge=0, le=1, allow_inf_nan=False)
+    rtol: float = Field(default=1e-6, strict=True, ge=0, le=1, allow_inf_nan=False)
+    atol_factor: float = Field(default=1e-9, strict=True, ge=0, le=1, allow_inf_nan=False)
 
 
 class GradingOptions(BaseModel):
@@ -311,6 +327,7 @@ class GradingOptions(BaseModel):
     weights: Weights = Field(default_factory=Weights)
     follow_through_credit: float = Field(
         default=0.5,
+        strict=True,
         ge=0,
         le=1,
         description="Share of a quantity's weight earned when it is wrong only because an "
@@ -441,3 +458,40 @@ class GradeBatchOut(BaseModel):
     results: list[GradeOut | Problem]
     diagnosis_counts: dict[str, int]
     status_counts: dict[str, dict[str, int]]
+
+
+class GradescopeTest(BaseModel):
+    """One quantity as a Gradescope test."""
+
+    name: str
+    score: float
+    max_score: float
+    status: Literal["passed", "failed"]
+    output: str
+
+
+class GradescopeResult(BaseModel):
+    """A grade as Gradescope's results.json (``?format=gradescope``)."""
+
+    score: float
+    output: str
+    tests: list[GradescopeTest]
+
+
+class PrairieLearnTest(BaseModel):
+    """One quantity as a PrairieLearn test."""
+
+    name: str
+    points: float
+    max_points: float
+    message: str
+    output: str
+
+
+class PrairieLearnResult(BaseModel):
+    """A grade as a PrairieLearn external-grader result (``?format=prairielearn``)."""
+
+    gradable: Literal[True]
+    score: float = Field(ge=0, le=1)
+    message: str
+    tests: list[PrairieLearnTest]
