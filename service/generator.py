@@ -7,17 +7,18 @@ every release (a test holds golden values; changing anything here is a new id ve
    no spaces) of ``{"attempt": a, "seed": s, "spec": spec}``, with attempt 0, 1, 2, ...
 2. The stream is SHA-256(key || counter as 8 big-endian bytes) for counter 0, 1, 2, ..., each
    digest read as four big-endian unsigned 64-bit words.
-3. Matrices are drawn in the order X, Y, W1, W2, row by row:
+3. Matrices are drawn in the order X (row by row), W1 (column by column), Y, W2 (row by row):
    - ``integers``: uniform on [-max_abs, max_abs] by rejection sampling (a word u is used when
      u < 2**64 - 2**64 % n, as u % n);
    - ``quarters``: such an integer over 4, on [-max_abs, max_abs] in steps of 0.25 (short
      decimals that binary floats hold exactly, so every result stays exact);
    - ``normal``: scale * (u_1 + ... + u_12 - 6), u_i = (word >> 11) / 2**53: an approximately
      standard normal (Irwin-Hall) made of IEEE additions only, so no libm enters.
-4. The attempt is accepted when H = X W1 meets the spec's `zeros_in_H`: ``avoid`` (the default)
-   wants no entry of H within 1e-9 of 0 relative to H's largest entry, so the ReLU convention
-   cannot decide a grade; ``require`` wants at least one exact 0; ``allow`` takes any. Otherwise
-   the next attempt, up to `MAX_ATTEMPTS` or `MAX_VALUES_DRAWN`.
+4. With ``zeros_in_H: avoid`` (the default), each column w of W1 is drawn again, up to
+   `COLUMN_TRIES` times, until no entry of X w is within 1e-9 of 0 relative to the largest, so
+   the ReLU convention cannot decide a grade; if a column never gets there, the attempt fails.
+   With ``require`` the attempt is accepted when H = X W1 has an exact 0; ``allow`` takes any.
+   A failed attempt is followed by the next, up to `MAX_ATTEMPTS` or `MAX_VALUES_DRAWN`.
 
 With integers and quarters every sum and product is exact in float64, so "exact 0" means the same
 to every computation. A problem id is ``gsp1.`` followed by the base64url (unpadded) canonical
@@ -43,6 +44,7 @@ ZerosInH = Literal["avoid", "allow", "require"]
 DOMAIN = b"gradserve/problem/v1\0"
 ID_PREFIX = "gsp1."
 MAX_ATTEMPTS = 100
+COLUMN_TRIES = 50
 MAX_VALUES_DRAWN = 200_000
 """Attempts stop at `MAX_ATTEMPTS`, or sooner once this many values have been drawn in all."""
 AVOID_MARGIN = 1e-9
@@ -145,12 +147,26 @@ def draw_matrix(stream: Iterator[int], spec: Spec, rows: int, columns: int) -> N
     )
 
 
-def meets_zeros_rule(H: NDArray[np.float64], rule: ZerosInH) -> bool:
-    if rule == "require":
-        return bool((H == 0).any())
-    if rule == "avoid":
-        return bool(np.min(np.abs(H)) > AVOID_MARGIN * max(float(np.max(np.abs(H))), 1e-300))
-    return True
+def clear_of_zero(h: NDArray[np.float64]) -> bool:
+    """No entry within `AVOID_MARGIN` of 0, relative to the largest."""
+    return bool(np.min(np.abs(h)) > AVOID_MARGIN * max(float(np.max(np.abs(h))), 1e-300))
+
+
+def draw_weights(
+    stream: Iterator[int], spec: Spec, X: NDArray[np.float64]
+) -> NDArray[np.float64] | None:
+    """W1, column by column; with ``avoid``, each column redrawn until X w is clear of 0, or
+    None when a column does not get there in `COLUMN_TRIES`."""
+    columns = []
+    for _ in range(spec.H):
+        for _ in range(COLUMN_TRIES if spec.zeros_in_H == "avoid" else 1):
+            column = draw_matrix(stream, spec, spec.D_in, 1)
+            if spec.zeros_in_H != "avoid" or clear_of_zero(X @ column):
+                columns.append(column)
+                break
+        else:
+            return None
+    return np.hstack(columns)
 
 
 def generate(seed: Seed, spec: Spec) -> Problem:
@@ -165,11 +181,12 @@ def generate(seed: Seed, spec: Spec) -> Problem:
         material = canonical({"attempt": attempt, "seed": seed, "spec": spec.as_json()})
         stream = words(hashlib.sha256(DOMAIN + material).digest())
         X = draw_matrix(stream, spec, spec.N, spec.D_in)
+        W1 = draw_weights(stream, spec, X)
+        if W1 is None or (spec.zeros_in_H == "require" and not (X @ W1 == 0).any()):
+            continue
         Y = draw_matrix(stream, spec, spec.N, spec.D_out)
-        W1 = draw_matrix(stream, spec, spec.D_in, spec.H)
         W2 = draw_matrix(stream, spec, spec.H, spec.D_out)
-        if meets_zeros_rule(X @ W1, spec.zeros_in_H):
-            return Problem(X=X, Y=Y, W1=W1, W2=W2, seed=seed, spec=spec)
+        return Problem(X=X, Y=Y, W1=W1, W2=W2, seed=seed, spec=spec)
     wanted = "an exact 0 in" if spec.zeros_in_H == "require" else "no 0 in"
     raise GenerationError(
         f"no problem with {wanted} H = X W1 was found in {attempts} attempts for this spec; "

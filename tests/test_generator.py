@@ -25,9 +25,9 @@ GOLDEN = [
         Spec(N=2, D_in=2, H=3, D_out=1),
         {
             "X": [[3.0, 1.0], [-3.0, 1.0]],
-            "Y": [[-1.0], [3.0]],
-            "W1": [[0.0, 0.0, 0.0], [-3.0, 3.0, -1.0]],
-            "W2": [[1.0], [1.0], [1.0]],
+            "Y": [[1.0], [-1.0]],
+            "W1": [[0.0, 3.0, 1.0], [-3.0, -1.0, 1.0]],
+            "W2": [[2.0], [-1.0], [-1.0]],
         },
     ),
     (
@@ -35,8 +35,8 @@ GOLDEN = [
         Spec(N=2, D_in=3, H=2, D_out=1, values="quarters"),
         {
             "X": [[2.75, 1.0, 0.75], [-0.5, 3.0, 0.75]],
-            "Y": [[1.75], [1.0]],
-            "W1": [[2.25, 2.25], [-2.25, 1.5], [-1.25, 2.75]],
+            "Y": [[-1.25], [2.75]],
+            "W1": [[1.75, 2.25], [1.0, -2.25], [2.25, 1.5]],
             "W2": [[0.25], [2.75]],
         },
     ),
@@ -45,10 +45,10 @@ GOLDEN = [
         Spec(N=1, D_in=2, H=2, D_out=1, values="normal", scale=0.5),
         {
             "X": [[0.033552786231497045, -0.757261206351795]],
-            "Y": [[0.6215391010732265]],
+            "Y": [[0.1273735774117637]],
             "W1": [
-                [-0.24860407848072041, -0.7539245752507617],
-                [0.07232792855045522, 0.1273735774117637],
+                [0.6215391010732265, -0.7539245752507617],
+                [-0.24860407848072041, 0.07232792855045522],
             ],
             "W2": [[0.11618401626505515], [0.6711491525304139]],
         },
@@ -58,8 +58,8 @@ GOLDEN = [
         Spec(N=3, D_in=2, H=2, D_out=1, zeros_in_H="require"),
         {
             "X": [[-3.0, -1.0], [-3.0, -2.0], [0.0, -1.0]],
-            "Y": [[2.0], [0.0], [0.0]],
-            "W1": [[-2.0, 2.0], [0.0, -3.0]],
+            "Y": [[2.0], [0.0], [-3.0]],
+            "W1": [[2.0, 0.0], [0.0, -2.0]],
             "W2": [[-3.0], [-2.0]],
         },
     ),
@@ -133,9 +133,17 @@ def test_normal_values_cannot_have_required_zeros() -> None:
 
 
 def test_impossible_avoidance_stops_within_its_budget() -> None:
-    """All-integer 64 x 64 problems always have a 0 in H; the search gives up, quickly."""
+    """With D_in = 1 and entries in {-1, 0, 1}, 64 rows of X all but surely hold a 0, and then a
+    whole row of H is 0 whatever W1 is; the search gives up, within its budget."""
     with pytest.raises(GenerationError, match="attempts for this spec"):
-        generate(1, Spec(N=64, D_in=64, H=64, D_out=64, max_abs=1))
+        generate(1, Spec(N=64, D_in=1, H=64, D_out=64, max_abs=1))
+
+
+@pytest.mark.parametrize("H", [1, 7, 63, 64])
+def test_avoidance_works_at_every_course_size(H: int) -> None:
+    """Columns of W1 are redrawn one at a time, so wide problems need no luck."""
+    problem = generate("student-042", Spec(N=64, D_in=2, H=H, D_out=1))
+    assert (problem.X @ problem.W1 != 0).all()
 
 
 def test_problem_id_round_trips() -> None:
