@@ -49,16 +49,16 @@ def test_readme_curl_example_prints_what_the_readme_says(live_server: str) -> No
     assert run.stdout.strip() == output.strip()
 
 
+def heavy_problem(N: int, D_in: int, H: int) -> dict[str, list[list[int]]]:
+    """A problem of entries in {-1, 0, 1}: a short body for its compute, 4 N D_in H flops."""
+    rng = np.random.default_rng(0)
+    shapes = {"X": (N, D_in), "Y": (N, 1), "W1": (D_in, H), "W2": (H, 1)}
+    return {name: rng.integers(-1, 2, shape).tolist() for name, shape in shapes.items()}
+
+
 def test_event_loop_answers_while_a_large_request_computes(live_server: str) -> None:
     """/healthz answers, more than once, while a ~40 GFLOP request is still in flight."""
-    rng = np.random.default_rng(0)
-    N, D_in, H = 3000, 1000, 3000
-    large = {
-        "X": rng.integers(-1, 2, (N, D_in)).tolist(),
-        "Y": rng.integers(-1, 2, (N, 1)).tolist(),
-        "W1": rng.integers(-1, 2, (D_in, H)).tolist(),
-        "W2": rng.integers(-1, 2, (H, 1)).tolist(),
-    }
+    large = heavy_problem(N=3000, D_in=1000, H=3000)
 
     async def scenario() -> tuple[int, int]:
         async with httpx.AsyncClient(base_url=live_server, timeout=120) as client:
@@ -166,14 +166,7 @@ def matrices(problem: dict[str, object]) -> dict[str, object]:
 def test_sigterm_under_load_finishes_accepted_requests(tmp_path: Path) -> None:
     """SIGTERM while requests compute: every request already answered or in flight gets a
     200, none a 5xx; afterwards the server takes no new connections and exits by itself."""
-    rng = np.random.default_rng(1)
-    N, D_in, H = 1500, 400, 1500
-    heavy = {
-        "X": rng.integers(-1, 2, (N, D_in)).tolist(),
-        "Y": rng.integers(-1, 2, (N, 1)).tolist(),
-        "W1": rng.integers(-1, 2, (D_in, H)).tolist(),
-        "W2": rng.integers(-1, 2, (H, 1)).tolist(),
-    }
+    heavy = heavy_problem(N=1500, D_in=400, H=1500)
     with running_server(log=tmp_path / "server.log") as server:
 
         async def load() -> tuple[int, list[int | str]]:
