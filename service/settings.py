@@ -89,7 +89,11 @@ class Settings(BaseSettings):
 
     @property
     def cores_per_worker(self) -> int:
-        return max(1, (os.cpu_count() or 1) // self.workers)
+        """The cores this process may run on (its CPU affinity, so a cpuset limit counts; a
+        CFS quota does not: set the counts explicitly in a CPU-limited container), shared
+        among the workers."""
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        return max(1, (cores or os.cpu_count() or 1) // self.workers)
 
 
 @lru_cache

@@ -190,7 +190,9 @@ def test_the_limiter_defaults_to_the_cores_per_worker() -> None:
     import os
 
     app = create_app(Settings(workers=1))
-    assert app.state.limiter.slots == os.cpu_count()
+    assert app.state.limiter.slots == len(os.sched_getaffinity(0))
+    two_workers = create_app(Settings(workers=2))
+    assert two_workers.state.limiter.slots == max(1, len(os.sched_getaffinity(0)) // 2)
 
 
 class TestReadinessUnderOverload:
