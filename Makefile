@@ -45,6 +45,8 @@ vectors: $(INSTALLED) ## rewrite the contract vectors in tests/contract/ from th
 bench: $(INSTALLED) ## run the benchmarks (bench/README.md): figures beside baselines, no pass or fail
 	$(BIN)/python -m bench.grade_batch
 	$(BIN)/python -m bench.observability
+	$(BIN)/python -m bench.compute
+	$(BIN)/python -m bench.requests
 
 loadtest: $(INSTALLED) ## a bounded load run on loopback at 1 to 64 clients; fails on any 5xx
 	$(BIN)/python -m bench.loadtest
