@@ -26,7 +26,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
 from service.budgets import Workload, network_workload
-from service.network import Result
+from service.network import FORWARD_NAMES, Forward, Result
 
 FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 """A JSON number that fits float64: no strings, booleans, nulls, NaN, Infinity or 1e400."""
@@ -185,6 +185,12 @@ def _error(field: str, kind: str, message: str) -> InitErrorDetails:
     return InitErrorDetails(type=PydanticCustomError(kind, message), loc=(field,), input=None)
 
 
+def as_float64(array: NDArray[np.floating]) -> NDArray[np.float64]:
+    """The array in float64, C-contiguous (a float32 array widened exactly, so that the number
+    written is the float32 value itself, as float64 readers will read it)."""
+    return np.ascontiguousarray(array, dtype=np.float64)
+
+
 class Gradients(BaseModel):
     """dloss/dK for each quantity K, each with K's shape."""
 
@@ -226,10 +232,23 @@ class GradientsResponse(BaseModel):
     dtype: DType = Field(description="The floating-point type the computation ran in.")
     shapes: Shapes
 
+    def plain(self) -> dict[str, Any]:
+        """The answer as dicts holding the arrays themselves (forward only when present), for
+        orjson to write without making a Python float of each entry."""
+        answer = {**dict(self), "gradients": dict(self.gradients), "shapes": dict(self.shapes)}
+        if self.forward is None:
+            del answer["forward"]
+        else:
+            answer["forward"] = dict(self.forward)
+        return answer
+
     @classmethod
     def from_result(cls, result: Result) -> GradientsResponse:
         """Wrap the core's result without validating it again; `result.forward` may be None."""
-        grad, fwd = result.gradients, result.forward
+        grad = {name: as_float64(array) for name, array in result.gradients.items()}
+        fwd = result.forward and Forward(
+            *(as_float64(getattr(result.forward, name)) for name in FORWARD_NAMES)
+        )
         N, D_out = grad["Y_pred"].shape
         D_in, H = grad["W1"].shape
         return cls.model_construct(
