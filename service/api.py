@@ -8,6 +8,7 @@ import numpy as np
 import orjson
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from service import examples
 from service.body import json_body
@@ -40,7 +41,7 @@ class GradientsJSONResponse(JSONResponse):
     },
     openapi_extra=json_request_body(GradientsRequest, examples.REQUEST),
 )
-def post_gradients(
+async def post_gradients(
     problem: Annotated[GradientsRequest, Depends(json_body(GradientsRequest))],
 ) -> GradientsJSONResponse:
     """H = X W1, H_relu = max(H, 0), Y_pred = H_relu W2, loss = ||Y_pred - Y||_F^2, and
@@ -49,6 +50,19 @@ def post_gradients(
     The ReLU's gradient passes only where H > 0: dloss/dH is 0 wherever H <= 0, including
     H == 0 exactly. A result that overflows is a 422 naming the quantity, never NaN or Infinity.
     """
+    if problem.workload().flops <= INLINE_FLOPS:
+        return answer(problem)
+    return await run_in_threadpool(answer, problem)
+
+
+INLINE_FLOPS = 1_000_000
+"""Problems up to this many floating-point operations are computed on the event loop: a few
+tens of microseconds, less than a threadpool hop costs (docs/performance.md). Larger ones go to
+the threadpool, so the loop never stalls."""
+
+
+def answer(problem: GradientsRequest) -> GradientsJSONResponse:
+    """Compute the problem and write the answer (CPU work: on the loop only when tiny)."""
     with timed_compute("gradients"):
         result = loss_and_gradients(
             problem.X,
