@@ -19,8 +19,11 @@ Backward (each derivative has the shape of the quantity it is taken with respect
     dloss/dH      = dloss/dH_relu * [H > 0]      (0 where H <= 0)
     dloss/dW1     = X^T dloss/dH
 
-Each layer's backward sits right under its forward. This module imports nothing from the web
-stack; `loss_and_gradients` is the one entry point the service calls.
+Each layer's backward sits right under its forward. Every function also takes a stack of
+problems of one shape, with a leading batch axis (B, N, D_in) and so on: matrix products and
+transposes act on the last two axes. This module imports nothing from the web stack;
+`loss_and_gradients` (one problem) and `batched_loss_and_gradients` (a stack) are the entry
+points the service calls.
 """
 
 from __future__ import annotations
@@ -52,6 +55,11 @@ class NonFiniteResultError(ArithmeticError):
         super().__init__(f"not finite in {dtype.name}: {', '.join(quantities)}")
 
 
+def transpose(M: Array) -> Array:
+    """M^T: the last two axes swapped (a view)."""
+    return np.swapaxes(M, -1, -2)
+
+
 def matmul_forward(A: Array, W: Array) -> Array:
     """A (n, k) @ W (k, m) -> (n, m)."""
     return A @ W
@@ -59,12 +67,12 @@ def matmul_forward(A: Array, W: Array) -> Array:
 
 def matmul_backward_weight(A: Array, dout: Array) -> Array:
     """dloss/dW = A^T dout, for out = A W.  A: (n, k), dout: (n, m) -> (k, m)."""
-    return A.T @ dout
+    return transpose(A) @ dout
 
 
 def matmul_backward_input(dout: Array, W: Array) -> Array:
     """dloss/dA = dout W^T, for out = A W.  dout: (n, m), W: (k, m) -> (n, k)."""
-    return dout @ W.T
+    return dout @ transpose(W)
 
 
 def relu_forward(H: Array) -> Array:
@@ -77,10 +85,11 @@ def relu_backward(dout: Array, H: Array) -> Array:
     return dout * (H > 0)
 
 
-def squared_error_forward(Y_pred: Array, Y: Array) -> np.floating:
-    """||Y_pred - Y||_F^2, the sum of squared entries of the residual; Y_pred, Y: (N, D_out)."""
+def squared_error_forward(Y_pred: Array, Y: Array) -> Array:
+    """||Y_pred - Y||_F^2, the sum of squared entries of the residual; Y_pred, Y: (N, D_out).
+    A 0-d array, or one loss per problem for a stack."""
     residual = Y_pred - Y
-    return np.vdot(residual, residual)
+    return np.asarray(np.einsum("...ij,...ij->...", residual, residual))
 
 
 def squared_error_backward(Y_pred: Array, Y: Array) -> Array:
@@ -144,24 +153,58 @@ def loss_and_gradients(
     infinity or NaN ever leaves this function. (H may overflow to -inf harmlessly: ReLU maps it
     to 0, and then only a returned forward pass would show it.)
     """
+    loss, gradients, fwd = passes(X, Y, W1, W2, dtype)
+    return finished(loss, gradients, fwd if return_forward else None, np.dtype(dtype))
+
+
+def batched_loss_and_gradients(
+    X: Array,
+    Y: Array,
+    W1: Array,
+    W2: Array,
+    dtype: type[np.floating] = np.float64,
+    return_forward: bool = False,
+) -> list[Result | NonFiniteResultError]:
+    """`loss_and_gradients` for B problems of one shape at once, stacked: X (B, N, D_in),
+    Y (B, N, D_out), W1 (B, D_in, H), W2 (B, H, D_out). Each matrix product is one batched call;
+    each problem gets its own Result, or its own NonFiniteResultError, in stack order."""
+    loss, gradients, fwd = passes(X, Y, W1, W2, dtype)
+    outcomes: list[Result | NonFiniteResultError] = []
+    for b in range(loss.shape[0]):
+        own = {name: array[b] for name, array in gradients.items()}
+        own_forward = Forward(fwd.H[b], fwd.H_relu[b], fwd.Y_pred[b]) if return_forward else None
+        try:
+            outcomes.append(finished(loss[b], own, own_forward, np.dtype(dtype)))
+        except NonFiniteResultError as error:
+            outcomes.append(error)
+    return outcomes
+
+
+def passes(
+    X: Array, Y: Array, W1: Array, W2: Array, dtype: type[np.floating]
+) -> tuple[Array, dict[str, Array], Forward]:
+    """The forward and backward passes in `dtype`, overflow left for `finished` to catch."""
     X, Y, W1, W2 = (np.asarray(M, dtype=dtype) for M in (X, Y, W1, W2))
     with np.errstate(over="ignore", invalid="ignore"):
         fwd = forward(X, W1, W2)
         loss = squared_error_forward(fwd.Y_pred, Y)
         gradients = backward(X, Y, W2, fwd)
+    return loss, gradients, fwd
+
+
+def finished(
+    loss: Array, gradients: dict[str, Array], fwd: Forward | None, dtype: np.dtype[np.floating]
+) -> Result:
+    """One problem's Result, once every returned quantity is known to be finite (else
+    NonFiniteResultError naming them), with -0.0 written as 0.0."""
     arrays = dict(gradients)
-    if return_forward:
+    if fwd is not None:
         arrays.update({f"forward.{name}": getattr(fwd, name) for name in FORWARD_NAMES})
     overflowed = [name for name, value in arrays.items() if not np.isfinite(value).all()]
     if not np.isfinite(loss):
         overflowed.insert(0, "loss")
     if overflowed:
-        raise NonFiniteResultError(overflowed, np.dtype(dtype))
+        raise NonFiniteResultError(overflowed, dtype)
     for array in arrays.values():
         np.add(array, 0, out=array)  # -0.0 + 0 is +0.0: a zero is written 0.0, never -0.0
-    return Result(
-        loss=float(loss),
-        gradients=gradients,
-        forward=fwd if return_forward else None,
-        dtype=np.dtype(dtype),
-    )
+    return Result(loss=float(loss), gradients=gradients, forward=fwd, dtype=dtype)

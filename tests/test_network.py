@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from oracle import reference, relative_error
 
-from service.network import GRADIENT_NAMES, NonFiniteResultError, loss_and_gradients
+from service.network import (
+    GRADIENT_NAMES,
+    NonFiniteResultError,
+    batched_loss_and_gradients,
+    loss_and_gradients,
+)
 
 
 def test_worked_example_by_hand() -> None:
@@ -176,3 +181,24 @@ def test_harmless_overflow_of_h_is_reported_only_when_returned() -> None:
     with pytest.raises(NonFiniteResultError) as raised:
         loss_and_gradients(one * 1e200, one * 0, one * -1e200, one, return_forward=True)
     assert raised.value.quantities == ["forward.H"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_stack_gives_each_problem_its_own_answer(seed: int) -> None:
+    """B problems of one shape at once: each answer equals autograd's for that problem alone,
+    and one that overflows gets its own error without touching the others."""
+    rng = np.random.default_rng(seed)
+    problems = [random_problem(rng, 3, 4, 5, 2, integers=b % 2 == 0) for b in range(4)]
+    problems[2] = {**problems[2], "X": problems[2]["X"] * 1e160, "W1": problems[2]["W1"] * 1e160}
+    stacked = {name: np.stack([p[name] for p in problems]) for name in ("X", "Y", "W1", "W2")}
+    outcomes = batched_loss_and_gradients(**stacked, return_forward=True)
+    assert isinstance(outcomes[2], NonFiniteResultError)
+    for b in (0, 1, 3):
+        outcome = outcomes[b]
+        assert not isinstance(outcome, NonFiniteResultError)
+        loss, gradients = reference(**problems[b])
+        assert relative_error(outcome.loss, loss) < 1e-12
+        for name in GRADIENT_NAMES:
+            assert relative_error(outcome.gradients[name], gradients[name]) < 1e-12, name
+        assert outcome.forward is not None
+        np.testing.assert_allclose(outcome.forward.H, problems[b]["X"] @ problems[b]["W1"])
