@@ -44,6 +44,7 @@ vectors: $(INSTALLED) ## rewrite the contract vectors in tests/contract/ from th
 
 bench: $(INSTALLED) ## run the benchmarks (bench/README.md): figures beside baselines, no pass or fail
 	$(BIN)/python -m bench.grade_batch
+	$(BIN)/python -m bench.gradients_batch
 	$(BIN)/python -m bench.observability
 	$(BIN)/python -m bench.compute
 	$(BIN)/python -m bench.requests

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -13,9 +13,16 @@ from starlette.concurrency import run_in_threadpool
 from service import examples
 from service.body import json_body
 from service.metrics import timed_compute
-from service.network import loss_and_gradients
+from service.network import NonFiniteResultError, batched_loss_and_gradients, loss_and_gradients
 from service.openapi import json_request_body, problem_responses
-from service.schemas import GradientsRequest, GradientsResponse
+from service.problems import Problem, non_finite_problem, validation_problem
+from service.schemas import (
+    DType,
+    GradientsBatchRequest,
+    GradientsBatchResponse,
+    GradientsRequest,
+    GradientsResponse,
+)
 
 router = APIRouter()
 
@@ -86,3 +93,85 @@ async def healthz() -> dict[str, str]:
     """Computes a 1 x 1 problem through the core; 200 with {"status": "ok"} when that works."""
     loss_and_gradients(np.ones((1, 1)), np.ones((1, 1)), np.ones((1, 1)), np.ones((1, 1)))
     return {"status": "ok"}
+
+
+class BatchJSONResponse(JSONResponse):
+    """A batch's results, each an answer (with its arrays) or a problem, written by orjson."""
+
+    def render(self, content: list[dict[str, Any]]) -> bytes:
+        return orjson.dumps({"results": content}, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+@router.post(
+    "/v1/gradients/batch",
+    summary="Loss and gradients of many problems; equal shapes computed together",
+    tags=["gradients"],
+    response_model=GradientsBatchResponse,
+    response_class=BatchJSONResponse,
+    responses={
+        200: {"content": {"application/json": {"example": examples.BATCH_RESPONSE}}},
+        **problem_responses(
+            {
+                **{status: examples.PROBLEMS[status] for status in (400, 408, 413, 415, 503)},
+                422: examples.EMPTY_BATCH,
+            }
+        ),
+    },
+    openapi_extra=json_request_body(GradientsBatchRequest, examples.BATCH_REQUEST),
+)
+async def post_gradients_batch(
+    batch: Annotated[GradientsBatchRequest, Depends(json_body(GradientsBatchRequest))],
+) -> BatchJSONResponse:
+    """Each problem as /v1/gradients would answer it, in input order. Problems of equal shapes,
+    dtype and options are stacked and each matrix product computed for all of them in one
+    batched call. A problem that is invalid or overflows gets its own problem details (pointers
+    into this request, e.g. "/problems/3/W1"); the others are answered all the same."""
+    if batch.workload().flops <= INLINE_FLOPS:
+        return BatchJSONResponse(batch_answers(batch))
+    return BatchJSONResponse(await run_in_threadpool(batch_answers, batch))
+
+
+class Stack(NamedTuple):
+    """What problems must share to be computed in one stack: X's (N, D_in), W2's (H, D_out)
+    (which fix Y's and W1's shapes), the dtype and whether to return the forward pass."""
+
+    X_shape: tuple[int, ...]
+    W2_shape: tuple[int, ...]
+    dtype: DType
+    return_forward: bool
+
+
+def batch_answers(batch: GradientsBatchRequest) -> list[dict[str, Any]]:
+    """Every problem's answer or problem details, computed one stack per group of equal shapes."""
+    results: list[dict[str, Any]] = [{} for _ in batch.validated]
+    groups: dict[Stack, list[int]] = {}
+    for index, item in enumerate(batch.validated):
+        if isinstance(item, GradientsRequest):
+            stack = Stack(
+                item.X.shape, item.W2.shape, item.options.dtype, item.options.return_forward
+            )
+            groups.setdefault(stack, []).append(index)
+        else:
+            errors = item.errors(include_url=False, include_context=False)
+            results[index] = plain(validation_problem(errors, within=("problems", index)))
+    for stack, indices in groups.items():
+        problems = [batch.validated[index] for index in indices]
+        stacked = {
+            name: np.stack([getattr(problem, name) for problem in problems])
+            for name in ("X", "Y", "W1", "W2")
+        }
+        with timed_compute("gradients_batch"):
+            outcomes = batched_loss_and_gradients(
+                **stacked, dtype=np.dtype(stack.dtype).type, return_forward=stack.return_forward
+            )
+        for index, outcome in zip(indices, outcomes, strict=True):
+            results[index] = (
+                plain(non_finite_problem(outcome))
+                if isinstance(outcome, NonFiniteResultError)
+                else GradientsResponse.from_result(outcome).plain()
+            )
+    return results
+
+
+def plain(problem: Problem) -> dict[str, Any]:
+    return problem.model_dump(mode="json", exclude_none=True)

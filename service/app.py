@@ -26,7 +26,7 @@ from service.limits import BodySizeLimit, ComputeLimiter
 from service.observability import install_observability
 from service.openapi import openapi_schema
 from service.problems import install_problem_handlers
-from service.schemas import GradientsRequest, ProblemMatrices
+from service.schemas import GradientsBatchRequest, GradientsRequest, ProblemMatrices
 from service.settings import Settings, get_settings
 
 DESCRIPTION = """\
@@ -41,6 +41,7 @@ an RFC 9457 problem details object (`application/problem+json`).
 
 
 REQUEST_MODELS: list[type[BaseModel]] = [
+    GradientsBatchRequest,
     GradientsRequest,
     ProblemSpec,
     GradeRequest,

@@ -362,3 +362,37 @@ REVEAL_REFUSED: dict[str, Any] = {
     "detail": "This deployment does not reveal reference answers (GRADSERVE_ALLOW_REVEAL).",
 }
 """The answer to `GRADE_REQUEST` with "reveal": true where revealing is not allowed."""
+
+BATCH_REQUEST: dict[str, Any] = {"problems": [REQUEST, SHAPE_MISMATCH_REQUEST]}
+
+BATCH_RESPONSE: dict[str, Any] = {
+    "results": [
+        RESPONSE,
+        {
+            "type": "urn:gradserve:problem:invalid-request",
+            "title": "Invalid request",
+            "status": 422,
+            "detail": "X has 2 columns but W1 has 1 row "
+            "(shapes: X 2 x 2, Y 2 x 1, W1 1 x 3, W2 3 x 1)",
+            "errors": [
+                {
+                    "pointer": "/problems/1/W1",
+                    "detail": "X has 2 columns but W1 has 1 row "
+                    "(shapes: X 2 x 2, Y 2 x 1, W1 1 x 3, W2 3 x 1)",
+                }
+            ],
+            "error_count": 1,
+        },
+    ]
+}
+"""The answer to `BATCH_REQUEST`."""
+
+EMPTY_BATCH: dict[str, Any] = {
+    "type": "urn:gradserve:problem:invalid-request",
+    "title": "Invalid request",
+    "status": 422,
+    "detail": "problems must not be empty",
+    "errors": [{"pointer": "/problems", "detail": "problems must not be empty"}],
+    "error_count": 1,
+}
+"""The answer to a batch of no problems, `{"problems": []}`."""

@@ -125,6 +125,19 @@ _JSON_KINDS = {
 }
 
 
+MATRICES = {"X", "Y", "W1", "W2"}
+
+
+def matrix_part(loc: tuple[int | str, ...]) -> str | None:
+    """ "matrix" when the location is a problem's matrix (("X",), ("problems", 2, "W1")), "row"
+    for one of its rows, None for anything else."""
+    if loc and loc[-1] in MATRICES:
+        return "matrix"
+    if len(loc) >= 2 and isinstance(loc[-1], int) and loc[-2] in MATRICES:
+        return "row"
+    return None
+
+
 def field_error_message(error: ErrorDetails) -> str:
     """Say what is wrong with one field, naming it; never echo its value."""
     loc, kind = error["loc"], error["type"]
@@ -137,14 +150,16 @@ def field_error_message(error: ErrorDetails) -> str:
             f"{path} must be a finite number within float64's range "
             "(NaN, Infinity and overflowing values such as 1e400 are rejected)"
         )
+    part = matrix_part(loc)
     if kind == "too_short":
-        return f"{path} must not be empty: " + (
-            "a matrix needs at least one row" if len(loc) == 1 else "a row needs at least one entry"
-        )
+        needs = {
+            "matrix": ": a matrix needs at least one row",
+            "row": ": a row needs at least one entry",
+        }
+        return f"{path} must not be empty" + needs.get(part or "", "")
     if kind == "list_type":
-        return f"{path} must be " + (
-            "a matrix: an array of rows" if len(loc) == 1 else "a row: an array of numbers"
-        )
+        kinds = {"matrix": "a matrix: an array of rows", "row": "a row: an array of numbers"}
+        return f"{path} must be " + kinds.get(part or "", "an array")
     if kind == "missing":
         return f"{path} is required"
     if kind == "extra_forbidden":
@@ -156,9 +171,10 @@ def field_error_message(error: ErrorDetails) -> str:
     return f"{path}: {error['msg']}"
 
 
-def validation_problem(errors: list[ErrorDetails]) -> Problem:
+def validation_problem(errors: list[ErrorDetails], within: tuple[int | str, ...] = ()) -> Problem:
     """Validation errors of the request body (locations within it) or of its parameters
-    (locations starting "query" or "header") as a 400 or 422 problem."""
+    (locations starting "query" or "header") as a 400 or 422 problem. `within` locates the
+    validated value in the body (("problems", 3) for one problem of a batch)."""
     if any(error["type"] == "json_invalid" for error in errors):
         return Problem(
             type=MALFORMED_JSON,
@@ -166,7 +182,7 @@ def validation_problem(errors: list[ErrorDetails]) -> Problem:
             status=400,
             detail=f"The request body is not valid JSON: {errors[0]['msg']}",
         )
-    field_errors = [field_error(error) for error in errors[:MAX_FIELD_ERRORS]]
+    field_errors = [field_error(error, within) for error in errors[:MAX_FIELD_ERRORS]]
     first = field_errors[0].detail
     count = len(errors)
     return Problem(
@@ -179,12 +195,12 @@ def validation_problem(errors: list[ErrorDetails]) -> Problem:
     )
 
 
-def field_error(error: ErrorDetails) -> FieldError:
+def field_error(error: ErrorDetails, within: tuple[int | str, ...] = ()) -> FieldError:
     loc = error["loc"]
     if loc and loc[0] in ("query", "header"):
         parameter = str(loc[1])
         return FieldError(parameter=parameter, detail=f"{parameter}: {error['msg']}")
-    return FieldError(pointer=json_pointer(loc), detail=field_error_message(error))
+    return FieldError(pointer=json_pointer((*within, *loc)), detail=field_error_message(error))
 
 
 async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     GetPydanticSchema,
+    PrivateAttr,
     StrictBool,
     ValidationError,
     ValidationInfo,
@@ -25,8 +26,9 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
-from service.budgets import Workload, network_workload
+from service.budgets import NOTHING, Workload, network_workload
 from service.network import FORWARD_NAMES, Forward, Result
+from service.problems import Problem
 
 FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 """A JSON number that fits float64: no strings, booleans, nulls, NaN, Infinity or 1e400."""
@@ -266,3 +268,51 @@ class GradientsResponse(BaseModel):
             dtype=cast(DType, result.dtype.name),
             shapes=Shapes(N=N, D_in=D_in, H=H, D_out=D_out),
         )
+
+
+MAX_BATCH_PROBLEMS = 10_000
+"""The most problems one /v1/gradients/batch request may hold."""
+
+
+class GradientsBatchRequest(BaseModel):
+    """Many problems, each validated on its own: one that is invalid gets its own error in the
+    answer, and the others are computed all the same."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    problems: list[Any] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_PROBLEMS,
+        description="Each a /v1/gradients request body (X, Y, W1, W2, options), validated "
+        "alone: a fault in one gives that problem an error of its own.",
+    )
+    _validated: list[GradientsRequest | ValidationError] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="after")
+    def each_problem_validated(self) -> Self:
+        self._validated = [validated_or_error(problem) for problem in self.problems]
+        return self
+
+    @property
+    def validated(self) -> list[GradientsRequest | ValidationError]:
+        """Each problem validated, or the error that says why it is not, in order."""
+        return self._validated
+
+    def workload(self) -> Workload:
+        """Every valid problem's forward and backward pass."""
+        valid = [item for item in self._validated if isinstance(item, GradientsRequest)]
+        return sum((item.workload() for item in valid), NOTHING)
+
+
+def validated_or_error(problem: Any) -> GradientsRequest | ValidationError:
+    try:
+        return GradientsRequest.model_validate(problem)
+    except ValidationError as error:
+        return error
+
+
+class GradientsBatchResponse(BaseModel):
+    """One entry per problem, in input order: its answer, or the problem details of its fault
+    (its `errors` point into the batch request, e.g. "/problems/3/W1")."""
+
+    results: list[GradientsResponse | Problem]

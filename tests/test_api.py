@@ -128,6 +128,7 @@ async def test_openapi_document_is_complete(client: httpx.AsyncClient) -> None:
     document = (await client.get("/openapi.json")).json()
     assert set(document["paths"]) == {
         "/v1/gradients",
+        "/v1/gradients/batch",
         "/v1/problems",
         "/v1/grade",
         "/v1/grade/batch",

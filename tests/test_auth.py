@@ -163,7 +163,7 @@ class TestKeys:
     @pytest.mark.parametrize(
         ("role", "path", "status"),
         [
-            pytest.param("compute", "/v1/gradients/batch", 404, id="compute-under-gradients"),
+            pytest.param("compute", "/v1/gradients/nothing", 404, id="compute-under-gradients"),
             pytest.param("grade", "/v1/gradients/batch", 403, id="grade-under-gradients"),
             pytest.param("compute", "/v1/gradientsX", 403, id="compute-beside-gradients"),
             pytest.param("compute", "/v1", 403, id="compute-v1"),

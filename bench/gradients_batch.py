@@ -1,0 +1,69 @@
+"""Batched gradients: 1,000 tiny problems in one /v1/gradients/batch request, beside the same
+problems sent one /v1/gradients request each, against a real `gradserve serve` on loopback.
+
+Run with `make bench` (or `.venv/bin/python -m bench.gradients_batch`). Prints medians of
+several repetitions; no figure here is a pass/fail threshold.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import httpx
+import numpy as np
+
+from tests.server import running_server
+
+PROBLEMS = 1000
+REPEATS = 5
+SHAPE = {"N": 8, "D_in": 4, "H": 16, "D_out": 3}
+"""The tiny size of the performance targets."""
+
+
+def problems() -> list[dict[str, list[list[float]]]]:
+    rng = np.random.default_rng(0)
+    N, D_in, H, D_out = SHAPE.values()
+    shapes = {"X": (N, D_in), "Y": (N, D_out), "W1": (D_in, H), "W2": (H, D_out)}
+    return [
+        {name: rng.standard_normal(shape).tolist() for name, shape in shapes.items()}
+        for _ in range(PROBLEMS)
+    ]
+
+
+def median_seconds(action: Callable[[], None]) -> float:
+    times = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    bodies = problems()
+    settings = {"GRADSERVE_ACCESS_LOG": "false"}
+    with running_server(env=settings) as server, httpx.Client(base_url=server.url) as client:
+
+        def batch() -> None:
+            client.post("/v1/gradients/batch", json={"problems": bodies}).raise_for_status()
+
+        def one_by_one() -> None:
+            for body in bodies:
+                client.post("/v1/gradients", json=body).raise_for_status()
+
+        batch_time = median_seconds(batch)
+        single_time = median_seconds(one_by_one)
+    print(f"Batched gradients, {PROBLEMS} problems of {SHAPE}, medians of {REPEATS}")
+    print(f"{'':32}{'total s':>10}{'per problem ms':>17}")
+    for label, seconds in [
+        ("one /v1/gradients/batch request", batch_time),
+        ("1,000 /v1/gradients requests", single_time),
+    ]:
+        print(f"{label:32}{seconds:>10.3f}{1000 * seconds / PROBLEMS:>17.3f}")
+    print(f"batch per-problem cost: {batch_time / single_time:.3f}x of a single request's")
+
+
+if __name__ == "__main__":
+    main()
