@@ -7,17 +7,13 @@ repetitions; no figure here is a pass/fail threshold.
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
-
 import httpx
 import numpy as np
 
+from bench.timing import median_seconds, print_batch_beside_singles
 from tests.server import running_server
 
 SUBMISSIONS = 1000
-REPEATS = 5
 SHAPE = {"N": 4, "D_in": 3, "H": 5, "D_out": 2}
 
 
@@ -47,15 +43,6 @@ def submissions(problem: dict[str, list[list[float]]]) -> list[dict[str, object]
     ]
 
 
-def median_seconds(action: Callable[[], None]) -> float:
-    times = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     with running_server() as server, httpx.Client(base_url=server.url, timeout=120) as client:
         problem = client.post("/v1/problems", json={"seed": "bench", "shape": SHAPE}).json()
@@ -77,14 +64,12 @@ def main() -> None:
 
         batch_time = median_seconds(batch)
         single_time = median_seconds(one_by_one)
-    print(f"Batch grading, {SUBMISSIONS} submissions of a {SHAPE} problem, medians of {REPEATS}")
-    print(f"{'':32}{'total s':>10}{'per submission ms':>20}")
-    for label, seconds in [
+    print_batch_beside_singles(
+        f"Batch grading, {SUBMISSIONS} submissions of a {SHAPE} problem",
+        SUBMISSIONS,
         ("one /v1/grade/batch request", batch_time),
         ("1,000 /v1/grade requests", single_time),
-    ]:
-        print(f"{label:32}{seconds:>10.3f}{1000 * seconds / SUBMISSIONS:>20.3f}")
-    print(f"batch per-submission cost: {batch_time / single_time:.3f}x of a single request's")
+    )
 
 
 if __name__ == "__main__":

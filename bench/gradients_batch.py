@@ -7,17 +7,13 @@ several repetitions; no figure here is a pass/fail threshold.
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
-
 import httpx
 import numpy as np
 
+from bench.timing import median_seconds, print_batch_beside_singles
 from tests.server import running_server
 
 PROBLEMS = 1000
-REPEATS = 5
 SHAPE = {"N": 8, "D_in": 4, "H": 16, "D_out": 3}
 """The tiny size of the performance targets."""
 
@@ -30,15 +26,6 @@ def problems() -> list[dict[str, list[list[float]]]]:
         {name: rng.standard_normal(shape).tolist() for name, shape in shapes.items()}
         for _ in range(PROBLEMS)
     ]
-
-
-def median_seconds(action: Callable[[], None]) -> float:
-    times = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -55,14 +42,12 @@ def main() -> None:
 
         batch_time = median_seconds(batch)
         single_time = median_seconds(one_by_one)
-    print(f"Batched gradients, {PROBLEMS} problems of {SHAPE}, medians of {REPEATS}")
-    print(f"{'':32}{'total s':>10}{'per problem ms':>17}")
-    for label, seconds in [
+    print_batch_beside_singles(
+        f"Batched gradients, {PROBLEMS} problems of {SHAPE}",
+        PROBLEMS,
         ("one /v1/gradients/batch request", batch_time),
         ("1,000 /v1/gradients requests", single_time),
-    ]:
-        print(f"{label:32}{seconds:>10.3f}{1000 * seconds / PROBLEMS:>17.3f}")
-    print(f"batch per-problem cost: {batch_time / single_time:.3f}x of a single request's")
+    )
 
 
 if __name__ == "__main__":
