@@ -6,12 +6,13 @@ from typing import Annotated, Any, NamedTuple
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from service import examples
-from service.body import json_body
+from service.body import check_media_type, json_body, validated_body
+from service.gradients_json import answer_document, answer_json, read_gradients_json
 from service.metrics import timed_compute
 from service.network import NonFiniteResultError, batched_loss_and_gradients, loss_and_gradients
 from service.openapi import json_request_body, problem_responses
@@ -25,41 +26,39 @@ from service.schemas import (
 )
 
 router = APIRouter()
+lane_router = APIRouter()
+"""Routes served by `service.fast_lane`, past FastAPI's routing: each endpoint takes the
+`Request` alone and returns its `Response`."""
 
 
-class GradientsJSONResponse(JSONResponse):
-    """The answer written by orjson straight from the NumPy arrays: one pass, no Python float
-    objects, each number the shortest text that reads back as the same float64."""
-
-    def render(self, content: GradientsResponse) -> bytes:
-        return orjson.dumps(content.plain(), option=orjson.OPT_SERIALIZE_NUMPY)
+JSON_MEDIA_TYPE = "application/json"
 
 
-@router.post(
+@lane_router.post(
     "/v1/gradients",
     summary="Loss and all five gradients of the two-layer ReLU network",
     tags=["gradients"],
     response_model=GradientsResponse,
-    response_model_exclude_none=True,
-    response_class=GradientsJSONResponse,
     responses={
-        200: {"content": {"application/json": {"example": examples.RESPONSE}}},
+        200: {"content": {JSON_MEDIA_TYPE: {"example": examples.RESPONSE}}},
         **problem_responses(examples.PROBLEMS),
     },
     openapi_extra=json_request_body(GradientsRequest, examples.REQUEST),
 )
-async def post_gradients(
-    problem: Annotated[GradientsRequest, Depends(json_body(GradientsRequest))],
-) -> GradientsJSONResponse:
+async def post_gradients(request: Request) -> Response:
     """H = X W1, H_relu = max(H, 0), Y_pred = H_relu W2, loss = ||Y_pred - Y||_F^2, and
     dloss/dY_pred, dloss/dW2, dloss/dH_relu, dloss/dH, dloss/dW1, each of its quantity's shape.
 
     The ReLU's gradient passes only where H > 0: dloss/dH is 0 wherever H <= 0, including
     H == 0 exactly. A result that overflows is a 422 naming the quantity, never NaN or Infinity.
     """
-    if problem.workload().flops <= INLINE_FLOPS:
-        return answer(problem)
-    return await run_in_threadpool(answer, problem)
+    check_media_type(request)
+    async with validated_body(request, read_gradients_json) as problem:
+        if problem.workload().flops <= INLINE_FLOPS:
+            content = answer(problem)
+        else:
+            content = await run_in_threadpool(answer, problem)
+    return Response(content, media_type=JSON_MEDIA_TYPE)
 
 
 INLINE_FLOPS = 1_000_000
@@ -68,7 +67,7 @@ tens of microseconds, less than a threadpool hop costs (docs/performance.md). La
 the threadpool, so the loop never stalls."""
 
 
-def answer(problem: GradientsRequest) -> GradientsJSONResponse:
+def answer(problem: GradientsRequest) -> bytes:
     """Compute the problem and write the answer (CPU work: on the loop only when tiny)."""
     with timed_compute("gradients"):
         result = loss_and_gradients(
@@ -79,7 +78,7 @@ def answer(problem: GradientsRequest) -> GradientsJSONResponse:
             dtype=np.dtype(problem.options.dtype).type,
             return_forward=problem.options.return_forward,
         )
-    return GradientsJSONResponse(GradientsResponse.from_result(result))
+    return answer_json(result)
 
 
 @router.head("/healthz", include_in_schema=False)
@@ -168,7 +167,7 @@ def batch_answers(batch: GradientsBatchRequest) -> list[dict[str, Any]]:
             results[index] = (
                 plain(non_finite_problem(outcome))
                 if isinstance(outcome, NonFiniteResultError)
-                else GradientsResponse.from_result(outcome).plain()
+                else answer_document(outcome)
             )
     return results
 

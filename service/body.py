@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from email.message import Message
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from fastapi import HTTPException, Request
 from pydantic import BaseModel
@@ -30,6 +31,7 @@ from service.limits import ComputeLimiter
 from service.settings import Settings
 
 M = TypeVar("M", bound=BaseModel)
+C = TypeVar("C", bound=Costed)
 
 INLINE_BODY_BYTES = 32 * 1024
 """Bodies up to this size are parsed and validated on the event loop: under about 0.2 ms on this
@@ -41,6 +43,8 @@ def is_json(content_type: str | None) -> bool:
     """True for application/json and any application/*+json, parameters (charset) aside."""
     if not content_type:
         return False
+    if content_type == "application/json":
+        return True
     message = Message()
     message["content-type"] = content_type
     subtype = message.get_content_subtype()
@@ -79,22 +83,31 @@ async def read_body(request: Request, settings: Settings) -> bytes:
         ) from None
 
 
+@asynccontextmanager
+async def validated_body(request: Request, read: Callable[[bytes], C]) -> AsyncIterator[C]:
+    """The request body read by `read` (which raises pydantic's ValidationError for an invalid
+    body) and within the budgets, while holding a computation slot: steps 2 to 4 above."""
+    settings: Settings = request.app.state.settings
+    limiter: ComputeLimiter = request.app.state.limiter
+    body = await read_body(request, settings)
+    async with limiter.slot():
+        if len(body) <= INLINE_BODY_BYTES:
+            parsed = read(body)
+        else:
+            parsed = await run_in_threadpool(read, body)
+        check_budgets(parsed.workload(), settings)
+        yield parsed
+
+
 def json_body(model: type[M]) -> Callable[[Request], AsyncIterator[M]]:
     """A dependency giving the request body validated as `model` (a model with a `workload`
     method, `service.budgets.Costed`), within the budgets, while holding a computation slot
     for the rest of the request."""
 
-    async def validated_body(request: Request) -> AsyncIterator[M]:
-        settings: Settings = request.app.state.settings
-        limiter: ComputeLimiter = request.app.state.limiter
+    async def validated_json_body(request: Request) -> AsyncIterator[M]:
         check_media_type(request)
-        body = await read_body(request, settings)
-        async with limiter.slot():
-            if len(body) <= INLINE_BODY_BYTES:
-                parsed = model.model_validate_json(body)
-            else:
-                parsed = await run_in_threadpool(model.model_validate_json, body)
-            check_budgets(cast(Costed, parsed).workload(), settings)
-            yield parsed
+        read = cast(Callable[[bytes], Any], model.model_validate_json)
+        async with validated_body(request, read) as parsed:
+            yield cast(M, parsed)
 
-    return validated_body
+    return validated_json_body

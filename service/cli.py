@@ -56,7 +56,7 @@ def serve(host: str, port: int, workers: int) -> None:
         workers=workers,
         timeout_graceful_shutdown=get_settings().shutdown_grace_seconds,
         log_config=logging_config(),
-        access_log=not get_settings().access_log,  # the app writes its own, in JSON
+        access_log=False,  # the app writes its own, in JSON, when GRADSERVE_ACCESS_LOG is on
     )
 
 

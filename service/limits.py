@@ -78,7 +78,7 @@ class ComputeLimiter:
         self.slots = slots
         self.waiting = waiting
         self.retry_after = retry_after
-        self._semaphore = anyio.Semaphore(slots)
+        self._semaphore = anyio.Semaphore(slots, fast_acquire=True)  # no yield when a slot is free
         self._queued = 0
 
     @property

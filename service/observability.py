@@ -71,8 +71,7 @@ def route_template(scope: Scope) -> str:
     """The template of the route that answered ("/v1/grade"), "unmatched" when the router found
     none, and "unrouted" when the answer came before routing (e.g. a 413 from `BodySizeLimit`).
 
-    Routers are included without a prefix: FastAPI leaves a prefix given to `include_router`
-    out of the route's `path`."""
+    Routes are added to the app's own list, without a prefix (`service.app`)."""
     route = scope.get("route")
     if route is not None:
         return str(getattr(route, "path", "unmatched"))
@@ -249,7 +248,7 @@ def install_observability(app: FastAPI, settings: Settings) -> None:
     app.state.lifecycle = lifecycle = Lifecycle()
     if not hasattr(app.state, "readiness_checks"):
         app.state.readiness_checks = []
-    app.include_router(router)
+    app.router.routes.extend(router.routes)
 
     build_stack = app.build_middleware_stack
 

@@ -1,0 +1,148 @@
+"""/v1/gradients in JSON, both ways: a request body read straight into NumPy arrays, and an
+answer written straight from them.
+
+Reading. The body is parsed once by orjson, and each matrix (a list of rows) becomes an array
+in one `np.array` call: no Python work per entry. `read_gradients_json` then accepts the body
+only if the arrays show that `service.schemas.GradientsRequest` would accept it with the same
+values:
+
+- the object has the keys X, Y, W1, W2 and perhaps options, nothing else, and the options pass
+  the `Options` model itself;
+- each matrix became a 2-D array of integers or float64 with at least one row and one column
+  (ragged rows, nesting, strings and nulls give another shape or dtype, or fail to convert),
+  whose entries are finite (orjson refuses NaN and Infinity; 1e400 reads as infinity);
+- no JSON ``true`` or ``false`` sits in a matrix: NumPy would read it as 1 or 0. Every string a
+  body that got this far may hold is a key or a dtype name, none of which contains "true" or
+  "false", so the body's count of the words ``true`` and ``false`` equals its count of boolean
+  literals; it must be the number of booleans in the options;
+- the shapes agree and, for float32, every entry lies in float32's range.
+
+Any other body, valid or not, goes to `GradientsRequest.model_validate_json`, whose errors are
+the documented ones: so every error a client sees comes from the Pydantic model, and any body
+the fast reader declines is still judged by the same rules. A test feeds both readers the same
+random bodies and requires the same arrays or the same refusal.
+
+Writing. `answer_json` gives the bytes of the documented answer (`GradientsResponse`): orjson
+writes each float64 as the shortest text that reads back as the same number, from the arrays
+themselves. A float32 result is widened exactly, so the number written is the float32 value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+from numpy.typing import NDArray
+
+from service.network import FORWARD_NAMES, GRADIENT_NAMES, Result
+from service.schemas import FLOAT32_MAX, GradientsRequest, Options
+
+MATRIX_NAMES = ("X", "Y", "W1", "W2")
+REQUEST_KEYS = frozenset({*MATRIX_NAMES, "options"})
+NUMERIC_KINDS = ("i", "f")
+"""NumPy dtype kinds a matrix of JSON numbers may become: int64 (every entry an integer within
+int64) or float64. Integers beyond int64 give uint64 or object arrays, which are declined."""
+
+
+def read_gradients_json(body: bytes) -> GradientsRequest:
+    """The validated request in `body`; raises pydantic's ValidationError (the documented
+    errors) for any body `GradientsRequest` refuses. Matrices are float64, C-contiguous."""
+    return fast_read(body) or GradientsRequest.model_validate_json(body)
+
+
+def fast_read(body: bytes) -> GradientsRequest | None:
+    """The request, when the arrays prove it valid (see the module docstring); else None."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:  # also for a number beyond float64's range, such as 1e400
+        return None
+    if type(document) is not dict or not REQUEST_KEYS.issuperset(document):
+        return None
+    raw_options = document.pop("options", EMPTY)
+    options = read_options(raw_options)
+    if options is None or len(document) != len(MATRIX_NAMES):
+        return None
+    booleans = "return_forward" in raw_options  # the one boolean the options may hold
+    if body.count(b"true") + body.count(b"false") != booleans:
+        return None
+    X, Y, W1, W2 = (read_matrix(document[name]) for name in MATRIX_NAMES)
+    if X is None or Y is None or W1 is None or W2 is None:
+        return None
+    if not shapes_agree(X.shape, Y.shape, W1.shape, W2.shape):
+        return None
+    if options.dtype == "float32" and max(map(abs_max, (X, Y, W1, W2))) > FLOAT32_MAX:
+        return None
+    return GradientsRequest.model_construct(REQUEST_KEYS, X=X, Y=Y, W1=W1, W2=W2, options=options)
+
+
+EMPTY: dict[str, Any] = {}
+
+
+def read_options(raw: Any) -> Options | None:
+    """The options as the `Options` model validates them, or None if it refuses them."""
+    if type(raw) is not dict:
+        return None
+    if not raw:
+        return DEFAULT_OPTIONS
+    try:
+        return Options.model_validate(raw, strict=True)
+    except ValueError:
+        return None
+
+
+DEFAULT_OPTIONS = Options()
+
+
+def read_matrix(rows: Any) -> NDArray[np.float64] | None:
+    """`rows` as a float64 (rows, columns) array, or None unless it is a non-empty list of
+    non-empty rows of equal length holding numbers (booleans aside: see `fast_read`). orjson
+    gives only finite floats."""
+    if type(rows) is not list:
+        return None
+    try:
+        array = np.array(rows)
+    except ValueError:  # ragged: rows of different lengths, or lists at different depths
+        return None
+    if array.ndim != 2 or array.dtype.kind not in NUMERIC_KINDS or 0 in array.shape:
+        return None
+    return array if array.dtype.kind == "f" else array.astype(np.float64)
+
+
+def shapes_agree(
+    X: tuple[int, ...], Y: tuple[int, ...], W1: tuple[int, ...], W2: tuple[int, ...]
+) -> bool:
+    """X: N x D_in, Y: N x D_out, W1: D_in x H, W2: H x D_out."""
+    return X[1] == W1[0] and W1[1] == W2[0] and Y[0] == X[0] and Y[1] == W2[1]
+
+
+def abs_max(matrix: NDArray[np.float64]) -> float:
+    """The largest magnitude among the entries."""
+    return float(max(matrix.max(), -matrix.min()))
+
+
+def answer_json(result: Result) -> bytes:
+    """The documented answer (`service.schemas.GradientsResponse`) as JSON bytes."""
+    return orjson.dumps(answer_document(result), option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def answer_document(result: Result) -> dict[str, Any]:
+    """The answer as dicts holding the arrays themselves (float64, C-contiguous), for orjson:
+    loss, gradients, forward (only when computed), dtype and shapes."""
+    gradients = {name: as_float64(result.gradients[name]) for name in GRADIENT_NAMES}
+    N, D_out = gradients["Y_pred"].shape
+    D_in, H = gradients["W1"].shape
+    document: dict[str, Any] = {"loss": result.loss, "gradients": gradients}
+    if result.forward is not None:
+        document["forward"] = {
+            name: as_float64(getattr(result.forward, name)) for name in FORWARD_NAMES
+        }
+    document["dtype"] = result.dtype.name
+    document["shapes"] = {"N": N, "D_in": D_in, "H": H, "D_out": D_out}
+    return document
+
+
+def as_float64(array: NDArray[np.floating]) -> NDArray[np.float64]:
+    """The array in float64, C-contiguous (a float32 array widened exactly, so that the number
+    written is the float32 value itself, as float64 readers will read it)."""
+    return np.ascontiguousarray(array, dtype=np.float64)
