@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
 from service import examples
-from service.body import check_media_type, json_body, validated_body
-from service.gradients_json import answer_document, answer_json, read_gradients_json
+from service.body import body_media_type, validated_body
+from service.gradients_json import (
+    answer_document,
+    answer_json,
+    read_batch_json,
+    read_gradients_json,
+)
 from service.metrics import timed_compute
+from service.negotiation import JSON, SAFETENSORS, wants_safetensors
 from service.network import NonFiniteResultError, batched_loss_and_gradients, loss_and_gradients
 from service.openapi import json_request_body, problem_responses
 from service.problems import Problem, non_finite_problem, validation_problem
@@ -24,6 +30,7 @@ from service.schemas import (
     GradientsRequest,
     GradientsResponse,
 )
+from service.tensors import read_problem, write_answer
 
 router = APIRouter()
 lane_router = APIRouter()
@@ -31,7 +38,24 @@ lane_router = APIRouter()
 `Request` alone and returns its `Response`."""
 
 
-JSON_MEDIA_TYPE = "application/json"
+SAFETENSORS_BODY = {
+    "schema": {"type": "string", "format": "binary"},
+    "description": "The same request as safetensors: tensors X, Y, W1, W2 (F64 or F32), the "
+    "options as strings in __metadata__ (service/tensors.py gives the layout and the rules).",
+}
+SAFETENSORS_ANSWER = {
+    "schema": {"type": "string", "format": "binary"},
+    "description": "The same answer as safetensors, sent when Accept rates it above JSON: "
+    'tensors "loss" (shape []), "gradients.<name>" and, if asked, "forward.<name>", in the '
+    "computation's dtype (service/tensors.py gives the layout).",
+}
+
+
+def gradients_request_body() -> dict[str, Any]:
+    """`openapi_extra` declaring the JSON body with its example, and the safetensors body."""
+    extra = json_request_body(GradientsRequest, examples.REQUEST)
+    extra["requestBody"]["content"][SAFETENSORS] = SAFETENSORS_BODY
+    return extra
 
 
 @lane_router.post(
@@ -40,10 +64,13 @@ JSON_MEDIA_TYPE = "application/json"
     tags=["gradients"],
     response_model=GradientsResponse,
     responses={
-        200: {"content": {JSON_MEDIA_TYPE: {"example": examples.RESPONSE}}},
-        **problem_responses(examples.PROBLEMS),
+        200: {
+            "content": {JSON: {"example": examples.RESPONSE}, SAFETENSORS: SAFETENSORS_ANSWER},
+            "headers": {"Vary": {"schema": {"type": "string"}, "description": "Accept"}},
+        },
+        **problem_responses(examples.GRADIENTS_PROBLEMS),
     },
-    openapi_extra=json_request_body(GradientsRequest, examples.REQUEST),
+    openapi_extra=gradients_request_body(),
 )
 async def post_gradients(request: Request) -> Response:
     """H = X W1, H_relu = max(H, 0), Y_pred = H_relu W2, loss = ||Y_pred - Y||_F^2, and
@@ -51,15 +78,25 @@ async def post_gradients(request: Request) -> Response:
 
     The ReLU's gradient passes only where H > 0: dloss/dH is 0 wherever H <= 0, including
     H == 0 exactly. A result that overflows is a 422 naming the quantity, never NaN or Infinity.
-    """
-    check_media_type(request)
-    async with validated_body(request, read_gradients_json) as problem:
-        if problem.workload().flops <= INLINE_FLOPS:
-            content = answer(problem)
-        else:
-            content = await run_in_threadpool(answer, problem)
-    return Response(content, media_type=JSON_MEDIA_TYPE)
 
+    The body is JSON or safetensors (`Content-Type: application/vnd.safetensors`); the answer
+    is JSON unless `Accept` rates application/vnd.safetensors above application/json. Both
+    carry the same numbers, bit for bit.
+    """
+    binary_body = body_media_type(request, also=(SAFETENSORS,)) == SAFETENSORS
+    binary_answer = wants_safetensors(request.headers.get("accept"))
+    read = read_problem if binary_body else read_gradients_json
+    async with validated_body(request, read) as problem:
+        if problem.workload().flops <= INLINE_FLOPS:
+            content = answer(problem, binary_answer)
+        else:
+            content = await run_in_threadpool(answer, problem, binary_answer)
+    if isinstance(content, bytes):
+        return Response(content, media_type=JSON, headers=VARY)
+    return ChunksResponse(content, media_type=SAFETENSORS, headers=VARY)
+
+
+VARY = {"Vary": "Accept"}
 
 INLINE_FLOPS = 1_000_000
 """Problems up to this many floating-point operations are computed on the event loop: a few
@@ -67,8 +104,9 @@ tens of microseconds, less than a threadpool hop costs (docs/performance.md). La
 the threadpool, so the loop never stalls."""
 
 
-def answer(problem: GradientsRequest) -> bytes:
-    """Compute the problem and write the answer (CPU work: on the loop only when tiny)."""
+def answer(problem: GradientsRequest, binary: bool) -> bytes | list[memoryview]:
+    """Compute the problem and write the answer, as JSON bytes or as safetensors chunks (CPU
+    work: on the loop only when tiny)."""
     with timed_compute("gradients"):
         result = loss_and_gradients(
             problem.X,
@@ -78,7 +116,24 @@ def answer(problem: GradientsRequest) -> bytes:
             dtype=np.dtype(problem.options.dtype).type,
             return_forward=problem.options.return_forward,
         )
-    return answer_json(result)
+    return write_answer(result) if binary else answer_json(result)
+
+
+class ChunksResponse(Response):
+    """An answer sent as consecutive chunks of bytes, never joined into one copy."""
+
+    def __init__(self, chunks: list[memoryview], media_type: str, headers: dict[str, str]) -> None:
+        self.chunks = chunks
+        length = str(sum(len(chunk) for chunk in chunks))
+        super().__init__(media_type=media_type, headers={**headers, "Content-Length": length})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        for index, chunk in enumerate(self.chunks, start=1):
+            more = index < len(self.chunks)
+            await send({"type": "http.response.body", "body": chunk, "more_body": more})
 
 
 @router.head("/healthz", include_in_schema=False)
@@ -94,21 +149,13 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-class BatchJSONResponse(JSONResponse):
-    """A batch's results, each an answer (with its arrays) or a problem, written by orjson."""
-
-    def render(self, content: list[dict[str, Any]]) -> bytes:
-        return orjson.dumps({"results": content}, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-@router.post(
+@lane_router.post(
     "/v1/gradients/batch",
     summary="Loss and gradients of many problems; equal shapes computed together",
     tags=["gradients"],
     response_model=GradientsBatchResponse,
-    response_class=BatchJSONResponse,
     responses={
-        200: {"content": {"application/json": {"example": examples.BATCH_RESPONSE}}},
+        200: {"content": {JSON: {"example": examples.BATCH_RESPONSE}}},
         **problem_responses(
             {
                 **{status: examples.PROBLEMS[status] for status in (400, 408, 413, 415, 503)},
@@ -118,16 +165,18 @@ class BatchJSONResponse(JSONResponse):
     },
     openapi_extra=json_request_body(GradientsBatchRequest, examples.BATCH_REQUEST),
 )
-async def post_gradients_batch(
-    batch: Annotated[GradientsBatchRequest, Depends(json_body(GradientsBatchRequest))],
-) -> BatchJSONResponse:
+async def post_gradients_batch(request: Request) -> Response:
     """Each problem as /v1/gradients would answer it, in input order. Problems of equal shapes,
     dtype and options are stacked and each matrix product computed for all of them in one
     batched call. A problem that is invalid or overflows gets its own problem details (pointers
     into this request, e.g. "/problems/3/W1"); the others are answered all the same."""
-    if batch.workload().flops <= INLINE_FLOPS:
-        return BatchJSONResponse(batch_answers(batch))
-    return BatchJSONResponse(await run_in_threadpool(batch_answers, batch))
+    body_media_type(request)
+    async with validated_body(request, read_batch_json) as batch:
+        if batch.workload().flops <= INLINE_FLOPS:
+            content = batch_answers(batch)
+        else:
+            content = await run_in_threadpool(batch_answers, batch)
+    return Response(content, media_type=JSON)
 
 
 class Stack(NamedTuple):
@@ -140,8 +189,9 @@ class Stack(NamedTuple):
     return_forward: bool
 
 
-def batch_answers(batch: GradientsBatchRequest) -> list[dict[str, Any]]:
-    """Every problem's answer or problem details, computed one stack per group of equal shapes."""
+def batch_answers(batch: GradientsBatchRequest) -> bytes:
+    """Every problem's answer or problem details, computed one stack per group of equal shapes,
+    as the JSON of `GradientsBatchResponse`."""
     results: list[dict[str, Any]] = [{} for _ in batch.validated]
     groups: dict[Stack, list[int]] = {}
     for index, item in enumerate(batch.validated):
@@ -169,7 +219,7 @@ def batch_answers(batch: GradientsBatchRequest) -> list[dict[str, Any]]:
                 if isinstance(outcome, NonFiniteResultError)
                 else answer_document(outcome)
             )
-    return results
+    return orjson.dumps({"results": results}, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def plain(problem: Problem) -> dict[str, Any]:

@@ -53,14 +53,21 @@ def is_json(content_type: str | None) -> bool:
     )
 
 
-def check_media_type(request: Request) -> None:
-    """415 unless the body is uncompressed JSON."""
+def body_media_type(request: Request, also: tuple[str, ...] = ()) -> str:
+    """The body's media type: "application/json" for any JSON type, or one of `also` (an
+    endpoint's other formats); 415 for anything else, and for a compressed body."""
     content_type = request.headers.get("content-type")
-    if not is_json(content_type):
+    if is_json(content_type):
+        media_type = "application/json"
+    elif content_type and content_type.split(";")[0].strip().lower() in also:
+        media_type = content_type.split(";")[0].strip().lower()
+    else:
+        wanted = "JSON, sent with Content-Type: application/json"
+        if also:
+            wanted = f"JSON (Content-Type: application/json) or {' or '.join(also)}"
         raise HTTPException(
             status_code=415,
-            detail="The body must be JSON, sent with Content-Type: application/json "
-            f"(got {content_type or 'no Content-Type'}).",
+            detail=f"The body must be {wanted} (got {content_type or 'no Content-Type'}).",
         )
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding != "identity":
@@ -68,6 +75,7 @@ def check_media_type(request: Request) -> None:
             status_code=415,
             detail=f"The body must not be compressed (got Content-Encoding: {encoding}).",
         )
+    return media_type
 
 
 async def read_body(request: Request, settings: Settings) -> bytes:
@@ -105,7 +113,7 @@ def json_body(model: type[M]) -> Callable[[Request], AsyncIterator[M]]:
     for the rest of the request."""
 
     async def validated_json_body(request: Request) -> AsyncIterator[M]:
-        check_media_type(request)
+        body_media_type(request)
         read = cast(Callable[[bytes], Any], model.model_validate_json)
         async with validated_body(request, read) as parsed:
             yield cast(M, parsed)

@@ -76,6 +76,16 @@ PROBLEMS: dict[int, dict[str, Any]] = {
         "detail": "The service is at capacity (2 running, 32 waiting). Retry after 1 s.",
     },
 }
+
+GRADIENTS_PROBLEMS = {
+    **PROBLEMS,
+    415: {
+        **PROBLEMS[415],
+        "detail": "The body must be JSON (Content-Type: application/json) or "
+        "application/vnd.safetensors (got text/plain).",
+    },
+}
+"""/v1/gradients also takes safetensors bodies, which its 415 names."""
 """The problem answered, in order: to `{"X": [[1, 2]`; to a body sent slower than the default
 timeout; to a body over the default limit; to a body sent as text/plain; to
 `SHAPE_MISMATCH_REQUEST`; when every computation slot and waiting place is taken."""

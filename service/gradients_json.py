@@ -29,17 +29,25 @@ themselves. A float32 result is widened exactly, so the number written is the fl
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
 from numpy.typing import NDArray
+from pydantic import ValidationError
 
 from service.network import FORWARD_NAMES, GRADIENT_NAMES, Result
-from service.schemas import FLOAT32_MAX, GradientsRequest, Options
+from service.schemas import (
+    FLOAT32_MAX,
+    MAX_BATCH_PROBLEMS,
+    GradientsBatchRequest,
+    GradientsRequest,
+    Options,
+    validated_or_error,
+)
 
 MATRIX_NAMES = ("X", "Y", "W1", "W2")
-REQUEST_KEYS = frozenset({*MATRIX_NAMES, "options"})
+REQUEST_KEYS = {*MATRIX_NAMES, "options"}
 NUMERIC_KINDS = ("i", "f")
 """NumPy dtype kinds a matrix of JSON numbers may become: int64 (every entry an integer within
 int64) or float64. Integers beyond int64 give uint64 or object arrays, which are declined."""
@@ -59,12 +67,16 @@ def fast_read(body: bytes) -> GradientsRequest | None:
         return None
     if type(document) is not dict or not REQUEST_KEYS.issuperset(document):
         return None
-    raw_options = document.pop("options", EMPTY)
-    options = read_options(raw_options)
-    if options is None or len(document) != len(MATRIX_NAMES):
+    options = read_options(document.get("options", EMPTY))
+    if options is None or body.count(b"true") + body.count(b"false") != booleans(document):
         return None
-    booleans = "return_forward" in raw_options  # the one boolean the options may hold
-    if body.count(b"true") + body.count(b"false") != booleans:
+    return fast_problem(document, options)
+
+
+def fast_problem(document: dict[str, Any], options: Options) -> GradientsRequest | None:
+    """The problem in a parsed body with valid options, known to hold no boolean outside them,
+    when its matrices are proved valid; else None."""
+    if len(document) - ("options" in document) != len(MATRIX_NAMES):
         return None
     X, Y, W1, W2 = (read_matrix(document[name]) for name in MATRIX_NAMES)
     if X is None or Y is None or W1 is None or W2 is None:
@@ -74,6 +86,14 @@ def fast_read(body: bytes) -> GradientsRequest | None:
     if options.dtype == "float32" and max(map(abs_max, (X, Y, W1, W2))) > FLOAT32_MAX:
         return None
     return GradientsRequest.model_construct(REQUEST_KEYS, X=X, Y=Y, W1=W1, W2=W2, options=options)
+
+
+def booleans(document: Any) -> int:
+    """How many booleans a problem's options hold (at their top level)."""
+    options = document.get("options") if type(document) is dict else None
+    if type(options) is not dict:
+        return 0
+    return sum(type(value) is bool for value in options.values())
 
 
 EMPTY: dict[str, Any] = {}
@@ -146,3 +166,110 @@ def as_float64(array: NDArray[np.floating]) -> NDArray[np.float64]:
     """The array in float64, C-contiguous (a float32 array widened exactly, so that the number
     written is the float32 value itself, as float64 readers will read it)."""
     return np.ascontiguousarray(array, dtype=np.float64)
+
+
+def read_batch_json(body: bytes) -> GradientsBatchRequest:
+    """The batch in `body`, each problem validated or refused alone exactly as
+    `GradientsBatchRequest.model_validate_json` would (which judges any body the fast reader
+    cannot): the problems that share a shape and options are read together, one `np.array`
+    call per matrix for all of them."""
+    return fast_read_batch(body) or GradientsBatchRequest.model_validate_json(body)
+
+
+def fast_read_batch(body: bytes) -> GradientsBatchRequest | None:
+    """The batch, when the body is an object holding only 1 to MAX_BATCH_PROBLEMS problems;
+    else None. A boolean anywhere but in the options makes every problem go to Pydantic."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if type(document) is not dict or document.keys() != {"problems"}:
+        return None
+    problems = document["problems"]
+    if type(problems) is not list or not 1 <= len(problems) <= MAX_BATCH_PROBLEMS:
+        return None
+    if body.count(b"true") + body.count(b"false") == sum(map(booleans, problems)):
+        validated = read_problems(problems)
+    else:
+        validated = [validated_or_error(problem) for problem in problems]
+    return GradientsBatchRequest.of_validated(problems, validated)
+
+
+class Signature(NamedTuple):
+    """What the problems read together share: the four dimensions and the options."""
+
+    N: int
+    D_in: int
+    H: int
+    D_out: int
+    dtype: str
+    return_forward: bool
+
+
+def read_problems(problems: list[Any]) -> list[GradientsRequest | ValidationError]:
+    """Each problem validated, or Pydantic's error for it, in order (no boolean may sit
+    outside the options). Problems of one signature are read as stacks; when a stack cannot
+    be read, each of its problems is read alone."""
+    validated: dict[int, GradientsRequest | ValidationError] = {}
+    groups: dict[Signature, list[int]] = {}
+    for index, problem in enumerate(problems):
+        key = signature(problem)
+        if key is None:
+            validated[index] = validated_or_error(problem)
+        else:
+            groups.setdefault(key, []).append(index)
+    for key, indices in groups.items():
+        options = Options(dtype=key.dtype, return_forward=key.return_forward)
+        stacks = read_stacks(key, [problems[index] for index in indices])
+        for position, index in enumerate(indices):
+            if stacks is None:
+                validated[index] = fast_problem(problems[index], options) or validated_or_error(
+                    problems[index]
+                )
+            else:
+                X, Y, W1, W2 = (stack[position] for stack in stacks)
+                validated[index] = GradientsRequest.model_construct(
+                    REQUEST_KEYS, X=X, Y=Y, W1=W1, W2=W2, options=options
+                )
+    return [validated[index] for index in range(len(problems))]
+
+
+def signature(problem: Any) -> Signature | None:
+    """The problem's dimensions, read from the first rows of X and W2, and its options; None
+    when its keys or options are wrong or X or W2 is not a list of lists."""
+    if type(problem) is not dict or not REQUEST_KEYS.issuperset(problem):
+        return None
+    options = read_options(problem.get("options", EMPTY))
+    if options is None or len(problem) - ("options" in problem) != len(MATRIX_NAMES):
+        return None
+    X, W2 = problem["X"], problem["W2"]
+    if not (type(X) is list and X and type(X[0]) is list):
+        return None
+    if not (type(W2) is list and W2 and type(W2[0]) is list):
+        return None
+    return Signature(len(X), len(X[0]), len(W2), len(W2[0]), options.dtype, options.return_forward)
+
+
+def read_stacks(key: Signature, problems: list[Any]) -> list[NDArray[np.float64]] | None:
+    """X, Y, W1, W2 of every problem as four float64 stacks (B, rows, columns), or None unless
+    every matrix of every problem has the shape `key` implies and holds only numbers."""
+    shapes = {
+        "X": (key.N, key.D_in),
+        "Y": (key.N, key.D_out),
+        "W1": (key.D_in, key.H),
+        "W2": (key.H, key.D_out),
+    }
+    stacks = []
+    for name, shape in shapes.items():
+        try:
+            stack = np.array([problem[name] for problem in problems])
+        except ValueError:
+            return None
+        if stack.shape != (len(problems), *shape) or stack.dtype.kind not in NUMERIC_KINDS:
+            return None
+        stacks.append(stack if stack.dtype.kind == "f" else stack.astype(np.float64))
+    if 0 in stacks[0].shape or 0 in stacks[3].shape:
+        return None
+    if key.dtype == "float32" and max(map(abs_max, stacks)) > FLOAT32_MAX:
+        return None
+    return stacks

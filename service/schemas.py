@@ -113,25 +113,10 @@ class ProblemMatrices(BaseModel):
     @model_validator(mode="after")
     def shapes_agree(self) -> Self:
         """X: N x D_in, W1: D_in x H, W2: H x D_out, Y: N x D_out."""
-        errors = self._shape_errors()
+        errors = shape_errors(self.X.shape, self.Y.shape, self.W1.shape, self.W2.shape)
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
-
-    def _shape_errors(self) -> list[InitErrorDetails]:
-        X, Y, W1, W2 = self.X.shape, self.Y.shape, self.W1.shape, self.W2.shape
-        rules = [
-            ("W1", X[1] == W1[0], f"X has {_columns(X)} but W1 has {_rows(W1)}"),
-            ("W2", W1[1] == W2[0], f"W1 has {_columns(W1)} but W2 has {_rows(W2)}"),
-            ("Y", Y[0] == X[0], f"X has {_rows(X)} but Y has {_rows(Y)}"),
-            ("Y", Y[1] == W2[1], f"W2 has {_columns(W2)} but Y has {_columns(Y)}"),
-        ]
-        shapes = f"(shapes: X {_shape(X)}, Y {_shape(Y)}, W1 {_shape(W1)}, W2 {_shape(W2)})"
-        return [
-            _error(field, "shape_mismatch", f"{message} {shapes}")
-            for field, agrees, message in rules
-            if not agrees
-        ]
 
 
 class GradientsRequest(ProblemMatrices):
@@ -142,29 +127,57 @@ class GradientsRequest(ProblemMatrices):
     @model_validator(mode="after")
     def entries_fit_dtype(self) -> Self:
         """With float32, every entry must lie within float32's range."""
-        errors = self._dtype_range_errors()
+        matrices = {"X": self.X, "Y": self.Y, "W1": self.W1, "W2": self.W2}
+        errors = dtype_range_errors(matrices, self.options.dtype)
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
 
-    def _dtype_range_errors(self) -> list[InitErrorDetails]:
-        if self.options.dtype != "float32":
-            return []
-        errors = []
-        for field in ("X", "Y", "W1", "W2"):
-            outside = np.argwhere(np.abs(getattr(self, field)) > FLOAT32_MAX)
-            if len(outside):
-                row, column = (int(i) for i in outside[0])
-                errors.append(
-                    _error(
-                        field,
-                        "float32_overflow",
-                        f"{field} has {_entries(len(outside))} outside float32's range "
-                        f"(±{FLOAT32_MAX:.4g}), the first at row {row}, column {column}; "
-                        'use "dtype": "float64"',
-                    )
+
+def shape_errors(
+    X: tuple[int, ...], Y: tuple[int, ...], W1: tuple[int, ...], W2: tuple[int, ...]
+) -> list[InitErrorDetails]:
+    """One error per disagreement between the shapes of X (N x D_in), Y (N x D_out),
+    W1 (D_in x H) and W2 (H x D_out), at the field at fault, naming both fields and all four
+    shapes; shared by the JSON and the safetensors readers (`service.tensors`)."""
+    rules = [
+        ("W1", X[1] == W1[0], f"X has {_columns(X)} but W1 has {_rows(W1)}"),
+        ("W2", W1[1] == W2[0], f"W1 has {_columns(W1)} but W2 has {_rows(W2)}"),
+        ("Y", Y[0] == X[0], f"X has {_rows(X)} but Y has {_rows(Y)}"),
+        ("Y", Y[1] == W2[1], f"W2 has {_columns(W2)} but Y has {_columns(Y)}"),
+    ]
+    shapes = f"(shapes: X {_shape(X)}, Y {_shape(Y)}, W1 {_shape(W1)}, W2 {_shape(W2)})"
+    return [
+        _error(field, "shape_mismatch", f"{message} {shapes}")
+        for field, agrees, message in rules
+        if not agrees
+    ]
+
+
+def dtype_range_errors(
+    matrices: dict[str, NDArray[np.floating]], dtype: DType
+) -> list[InitErrorDetails]:
+    """With dtype float32, one error per matrix (keyed by field name) holding entries beyond
+    float32's range, counting them and locating the first in row-major order; shared by the
+    JSON and the safetensors readers. Allocates booleans only, never a list of indices."""
+    if dtype != "float32":
+        return []
+    errors = []
+    for field, matrix in matrices.items():
+        outside = (matrix > FLOAT32_MAX) | (matrix < -FLOAT32_MAX)
+        count = int(np.count_nonzero(outside))
+        if count:
+            row, column = (int(i) for i in np.unravel_index(np.argmax(outside), outside.shape))
+            errors.append(
+                _error(
+                    field,
+                    "float32_overflow",
+                    f"{field} has {_entries(count)} outside float32's range "
+                    f"(±{FLOAT32_MAX:.4g}), the first at row {row}, column {column}; "
+                    'use "dtype": "float64"',
                 )
-        return errors
+            )
+    return errors
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -292,6 +305,15 @@ class GradientsBatchRequest(BaseModel):
     def each_problem_validated(self) -> Self:
         self._validated = [validated_or_error(problem) for problem in self.problems]
         return self
+
+    @classmethod
+    def of_validated(
+        cls, problems: list[Any], validated: list[GradientsRequest | ValidationError]
+    ) -> GradientsBatchRequest:
+        """The batch of `problems`, already validated one by one (`service.gradients_json`)."""
+        batch = cls.model_construct(problems=problems)
+        batch._validated = validated
+        return batch
 
     @property
     def validated(self) -> list[GradientsRequest | ValidationError]:

@@ -260,7 +260,11 @@ async def test_every_operation_has_an_example(client: httpx.AsyncClient) -> None
         for method, operation in operations.items():
             for status, response in operation["responses"].items():
                 for media_type, content in response.get("content", {}).items():
-                    assert "example" in content, f"{method} {path} {status} {media_type}"
+                    where = f"{method} {path} {status} {media_type}"
+                    if content["schema"].get("format") == "binary":  # bytes: described instead
+                        assert "service/tensors.py" in content["description"], where
+                    else:
+                        assert "example" in content, where
 
 
 async def test_healthz_answers_head(client: httpx.AsyncClient) -> None:

@@ -22,9 +22,9 @@ from pydantic import ValidationError
 
 from service.app import create_app
 from service.fast_lane import FastLane
-from service.gradients_json import answer_json, fast_read
+from service.gradients_json import answer_json, fast_read, read_batch_json
 from service.network import loss_and_gradients
-from service.schemas import GradientsRequest
+from service.schemas import GradientsBatchRequest, GradientsRequest
 from service.settings import Settings
 
 NAMES = ("X", "Y", "W1", "W2")
@@ -54,11 +54,16 @@ BAD_OPTIONS = ['{"return_forward": 1}', '{"dtype": "float16"}', '{"colour": "red
 FAULTS = ["none", "none", "none", "shape", "intruder", "ragged", "options", "extra key"]
 
 
+ANY_DIMENSIONS = st.tuples(*[st.integers(1, 3)] * 4)
+
+
 @st.composite
-def bodies(draw: st.DrawFn) -> bytes:
+def bodies(
+    draw: st.DrawFn, dimensions: st.SearchStrategy[tuple[int, ...]] = ANY_DIMENSIONS
+) -> bytes:
     """A /v1/gradients body: valid, or with one fault written into its text."""
     fault = draw(st.sampled_from(FAULTS))
-    N, D_in, H, D_out = (draw(st.integers(1, 3)) for _ in range(4))
+    N, D_in, H, D_out = draw(dimensions)
     shapes = {"X": (N, D_in), "Y": (N, D_out), "W1": (D_in, H), "W2": (H, D_out)}
     name = draw(st.sampled_from(NAMES))
     if fault == "shape":  # a mismatch, or an empty matrix
@@ -112,6 +117,26 @@ def test_fast_reader_accepts_only_what_pydantic_accepts_with_the_same_values(
         slow = pydantic_read(body)
         assert slow is not None, body
         assert same_request(fast, slow), body
+
+
+batches = st.lists(bodies(st.sampled_from([(2, 2, 3, 1), (1, 3, 2, 2)])), min_size=1, max_size=8)
+"""Batches in which most problems share one of two shapes, so that they are read as stacks."""
+
+
+@settings(max_examples=300, deadline=None)
+@given(batches)
+def test_fast_batch_reader_validates_each_problem_as_pydantic_does(problems: list[bytes]) -> None:
+    body = b'{"problems": [' + b", ".join(problems) + b"]}"
+    fast = read_batch_json(body).validated
+    slow = GradientsBatchRequest.model_validate_json(body).validated
+    assert len(fast) == len(slow)
+    for index, (mine, theirs) in enumerate(zip(fast, slow, strict=True)):
+        if isinstance(theirs, ValidationError):
+            assert isinstance(mine, ValidationError), (index, body)
+            assert mine.errors(include_input=False) == theirs.errors(include_input=False)
+        else:
+            assert isinstance(mine, GradientsRequest), (index, body)
+            assert same_request(mine, theirs), (index, body)
 
 
 @pytest.mark.parametrize(

@@ -23,8 +23,12 @@ import math
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import schemathesis
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from safetensors.numpy import save
 from schemathesis import Case, Config, GenerationMode, HookContext, Response
 from schemathesis.core.failures import Failure
 from schemathesis.openapi.checks import RejectedPositiveData
@@ -61,6 +65,22 @@ NO_ANSWER = {
 """The 422 problem types that say a valid request has no answer."""
 
 FLOAT32_MAX = 3.4028234663852886e38
+
+
+@st.composite
+def safetensors_bodies(draw: st.DrawFn) -> bytes:
+    """A valid safetensors body for /v1/gradients, written by the official package: the
+    document can say only that the body is bytes (`service.tensors` has the rules)."""
+    N, D_in, H, D_out = (draw(st.integers(1, 4)) for _ in range(4))
+    shapes = {"X": (N, D_in), "Y": (N, D_out), "W1": (D_in, H), "W2": (H, D_out)}
+    entries = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
+    tensors = {
+        name: draw(arrays(np.float64, shape, elements=entries)) for name, shape in shapes.items()
+    }
+    return bytes(save(tensors))
+
+
+schemathesis.openapi.media_type("application/vnd.safetensors", safetensors_bodies())
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(Settings()), config=CONFIG)
 """Loaded with the module: `schemathesis.pytest.from_fixture`, which could take the `app`

@@ -269,7 +269,8 @@ async def test_a_body_that_is_not_json_is_415(
         "type": "about:blank",
         "title": "Unsupported Media Type",
         "status": 415,
-        "detail": f"The body must be JSON, sent with Content-Type: application/json (got {named}).",
+        "detail": "The body must be JSON (Content-Type: application/json) or "
+        f"application/vnd.safetensors (got {named}).",
     }
 
 

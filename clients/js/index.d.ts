@@ -121,6 +121,12 @@ export interface GradientsOptions extends CallOptions {
   dtype?: DType;
   /** Also return the forward pass. Default false. */
   returnForward?: boolean;
+  /**
+   * Ask for the answer as safetensors (Accept: application/vnd.safetensors), smaller and faster
+   * to read for large problems; it is given back in the JSON answer's form, with the same
+   * numbers. The request still goes as JSON. Default false.
+   */
+  binary?: boolean;
 }
 
 export interface GradientsManyOptions extends GradientsOptions {
@@ -200,10 +206,34 @@ export class GradserveClient {
 
   /**
    * Send a request, retrying network errors and 502/503/504; the answer's parsed JSON (null
-   * for an empty body, the text for a non-JSON one).
+   * for an empty body, `Safetensors` for an application/vnd.safetensors one, the text for
+   * another).
    */
   request<T = unknown>(method: string, path: string, options?: RequestOptions): Promise<T>;
 }
+
+/** One tensor of a safetensors body, its entries in row-major order. */
+export interface SafetensorsTensor {
+  dtype: "F64" | "F32";
+  /** [] for a scalar, [rows, columns] for a matrix. */
+  shape: number[];
+  /** A Float64Array for F64, a Float32Array for F32. */
+  data: Float64Array | Float32Array;
+}
+
+/** A safetensors body, decoded. */
+export interface Safetensors {
+  tensors: Record<string, SafetensorsTensor>;
+  /** The header's "__metadata__"; {} when it holds none. */
+  metadata: Record<string, string>;
+}
+
+/**
+ * Decode a safetensors body strictly: header at most 64 KiB, F64 and F32 tensors only, tensors
+ * back to back filling the buffer. Throws a GradserveError saying what is wrong, a TypeError
+ * for input that is not bytes.
+ */
+export function decodeSafetensors(body: ArrayBuffer | ArrayBufferView): Safetensors;
 
 /** The base of every error the client throws. */
 export class GradserveError extends Error {

@@ -1,9 +1,10 @@
 /**
- * Turning an answer (a fetch Response and its body text) into a value or an error.
+ * Turning an answer (a fetch Response and its body) into a value or an error.
  *
- * A 2xx answer gives its parsed JSON (null for an empty body, the text for a non-JSON media
- * type). Any other status gives a `ProblemError` subclass chosen by the status, filled from the
- * RFC 9457 problem details in the body, or from the status alone when the body holds none.
+ * A 2xx answer gives its parsed JSON (null for an empty body, the decoded tensors of a
+ * safetensors one, the text for another media type). Any other status gives a `ProblemError`
+ * subclass chosen by the status, filled from the RFC 9457 problem details in the body, or from
+ * the status alone when the body holds none.
  */
 
 import {
@@ -13,6 +14,7 @@ import {
   ServerError,
   ValidationError,
 } from "./errors.js";
+import { SAFETENSORS, decodeSafetensors } from "./safetensors.js";
 
 /** Status phrases for answers whose status text is empty (HTTP/2 sends none). */
 const STATUS_PHRASES = {
@@ -45,15 +47,37 @@ export function isJsonMediaType(contentType) {
 }
 
 /**
- * The value of a 2xx answer: its JSON parsed, null when empty, its text when not JSON.
+ * True for application/vnd.safetensors, parameters aside.
+ *
+ * @param {string | null} contentType
+ * @returns {boolean}
+ */
+export function isSafetensors(contentType) {
+  return (contentType ?? "").split(";")[0].trim().toLowerCase() === SAFETENSORS;
+}
+
+/**
+ * The value of a 2xx answer: its JSON parsed, null when empty, its text when not JSON, its
+ * tensors (`decodeSafetensors`) when read as bytes.
  *
  * @param {Response} response
- * @param {string} text  The body, already read.
+ * @param {string | ArrayBuffer} body  The body, already read: bytes for safetensors.
  * @param {{ method: string, url: string }} request
  * @returns {unknown}
- * @throws {GradserveError} when the body is declared JSON but does not parse.
+ * @throws {GradserveError} when the body is declared JSON or safetensors but does not parse.
  */
-export function successValue(response, text, request) {
+export function successValue(response, body, request) {
+  if (body instanceof ArrayBuffer) {
+    try {
+      return decodeSafetensors(body);
+    } catch (cause) {
+      throw new GradserveError(`the ${response.status} answer is not valid safetensors`, {
+        cause,
+        request,
+      });
+    }
+  }
+  const text = body;
   if (text === "") return null;
   if (!isJsonMediaType(response.headers.get("content-type"))) return text;
   try {

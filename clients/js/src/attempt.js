@@ -1,5 +1,6 @@
 /**
- * One attempt at a request: fetch, then read the whole body, within a time limit.
+ * One attempt at a request: fetch, then read the whole body, within a time limit: as bytes for
+ * a successful safetensors answer, as text for any other.
  *
  * The limit covers both steps and is enforced with an AbortController, which also follows the
  * caller's own `signal`. Failures come out classified for the retry loop:
@@ -11,6 +12,7 @@
  * - anything else (a bug in an injected fetch, say): the error, unchanged.
  */
 
+import { isSafetensors } from "./answer.js";
 import { ConnectError, GradserveTimeoutError, TransportError } from "./errors.js";
 
 /**
@@ -21,7 +23,8 @@ import { ConnectError, GradserveTimeoutError, TransportError } from "./errors.js
  * @param {RequestInit} init  Method, headers and body; `signal` is set here.
  * @param {{ timeoutMs: number, signal?: AbortSignal,
  *   request: { method: string, url: string } }} limits
- * @returns {Promise<{ response: Response, text: string }>}
+ * @returns {Promise<{ response: Response, text?: string, bytes?: ArrayBuffer }>}  `bytes` for
+ *   a 2xx safetensors answer, `text` otherwise.
  */
 export async function attempt(fetchFn, url, init, { timeoutMs, signal, request }) {
   signal?.throwIfAborted();
@@ -61,6 +64,9 @@ export async function attempt(fetchFn, url, init, { timeoutMs, signal, request }
       throw failure(cause, ConnectError, "could not send");
     }
     try {
+      if (response.ok && isSafetensors(response.headers.get("content-type"))) {
+        return { response, bytes: await response.arrayBuffer() };
+      }
       return { response, text: await response.text() };
     } catch (cause) {
       throw failure(cause, TransportError, "could not read the answer to");

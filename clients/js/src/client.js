@@ -16,9 +16,12 @@ import {
 } from "./defaults.js";
 import { settleAll } from "./pool.js";
 import { isRetryableError, isRetryableStatus, retryDelayMs, sleep } from "./retry.js";
+import { SAFETENSORS, gradientsAnswer } from "./safetensors.js";
 import { gradientsBody } from "./wire.js";
 
 const ACCEPT = "application/json, application/problem+json";
+/** Asks for a safetensors answer; a server that only writes JSON may still answer JSON. */
+const ACCEPT_SAFETENSORS = `${SAFETENSORS}, application/problem+json, application/json;q=0.5`;
 
 export class GradserveClient {
   #baseUrl;
@@ -88,8 +91,11 @@ export class GradserveClient {
    * The loss and its five gradients for one problem.
    *
    * @param {{ X: number[][], Y: number[][], W1: number[][], W2: number[][] }} problem
-   * @param {{ dtype?: "float64" | "float32", returnForward?: boolean, signal?: AbortSignal }}
-   *   [options]  `dtype` of the whole computation; `returnForward` to also get the forward pass.
+   * @param {{ dtype?: "float64" | "float32", returnForward?: boolean, binary?: boolean,
+   *   signal?: AbortSignal }} [options]  `dtype` of the whole computation; `returnForward` to
+   *   also get the forward pass; `binary` to have the answer sent as safetensors (smaller, and
+   *   faster to read for large problems; the request still goes as JSON), given back in the
+   *   same form as a JSON answer, with the same numbers.
    * @returns {Promise<{ loss: number,
    *   gradients: { Y_pred: number[][], W2: number[][], H_relu: number[][], H: number[][],
    *     W1: number[][] },
@@ -99,9 +105,14 @@ export class GradserveClient {
    *   N x H, W1 D_in x H.
    * @throws {ValidationError} 422 when a matrix is wrong; `errors` points at each fault.
    */
-  async gradients(problem, { dtype = "float64", returnForward = false, signal } = {}) {
+  async gradients(
+    problem,
+    { dtype = "float64", returnForward = false, binary = false, signal } = {},
+  ) {
     const json = gradientsBody(problem, { dtype, returnForward });
-    return this.request("POST", "/v1/gradients", { json, signal });
+    const headers = binary ? { Accept: ACCEPT_SAFETENSORS } : {};
+    const answer = await this.request("POST", "/v1/gradients", { json, headers, signal });
+    return answer?.tensors ? gradientsAnswer(answer) : answer;
   }
 
   /**
@@ -109,8 +120,8 @@ export class GradserveClient {
    *
    * @param {Iterable<{ X: number[][], Y: number[][], W1: number[][], W2: number[][] }>} problems
    * @param {{ concurrency?: number, dtype?: "float64" | "float32", returnForward?: boolean,
-   *   signal?: AbortSignal }} [options]  `dtype`, `returnForward` and `signal` apply to every
-   *   problem.
+   *   binary?: boolean, signal?: AbortSignal }} [options]  `dtype`, `returnForward`, `binary`
+   *   and `signal` apply to every problem.
    * @returns {Promise<Array<{ ok: true, value: object } | { ok: false, error: unknown }>>} One
    *   outcome per problem, in the problems' order; never rejects for a problem's failure.
    */
@@ -133,8 +144,8 @@ export class GradserveClient {
 
   /**
    * Send a request, retrying network errors and 502/503/504 answers, and give the answer's
-   * parsed JSON (null for an empty body, the text for a non-JSON one). Retrying a POST to
-   * /v1/gradients is safe: computing gradients is idempotent.
+   * parsed JSON (null for an empty body, `decodeSafetensors` of a safetensors one, the text of
+   * any other). Retrying a POST to /v1/gradients is safe: computing gradients is idempotent.
    *
    * @param {string} method  "GET", "POST", ...
    * @param {string} path  Joined to `baseUrl`, e.g. "/v1/gradients".
@@ -171,10 +182,10 @@ export class GradserveClient {
         await this.#sleep(this.#delayMs(attempts, null), signal);
         continue;
       }
-      const { response, text } = answer;
+      const { response, text, bytes } = answer;
       if (response.ok) {
         try {
-          return successValue(response, text, request);
+          return successValue(response, bytes ?? text, request);
         } catch (error) {
           throw withAttempts(error, attempts);
         }

@@ -25,3 +25,4 @@ export {
   ValidationError,
 } from "./errors.js";
 export { GradserveClient } from "./client.js";
+export { decodeSafetensors } from "./safetensors.js";

@@ -92,6 +92,25 @@ test("returnForward adds the forward pass; dtype float32 computes in float32", a
   assert.deepEqual(float32, { ...RESPONSE, dtype: "float32" });
 });
 
+test("binary: true gives the JSON answer's form and numbers, in float64 and float32", async () => {
+  // Scaled by 0.1, float32 values are not short decimals: the binary answer must still agree.
+  const tenth = Object.fromEntries(
+    Object.entries(REQUEST).map(([name, rows]) => [
+      name,
+      rows.map((row) => row.map((x) => x / 10)),
+    ]),
+  );
+  for (const options of [{ returnForward: true }, { returnForward: true, dtype: "float32" }]) {
+    const binary = await client.gradients(tenth, { ...options, binary: true });
+    assert.deepEqual(binary, await client.gradients(tenth, options));
+  }
+  const raw = await client.request("POST", "/v1/gradients", {
+    json: REQUEST,
+    headers: { Accept: "application/vnd.safetensors" },
+  });
+  assert.deepEqual(Array.from(raw.tensors["gradients.W1"].data), RESPONSE.gradients.W1.flat());
+});
+
 test("a shape mismatch throws a ValidationError carrying the problem details", async () => {
   const error = await client.gradients(SHAPE_MISMATCH).catch((e) => e);
   assert.ok(error instanceof ValidationError);

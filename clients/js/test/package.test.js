@@ -23,6 +23,7 @@ const EXPORTS = [
   "ServerError",
   "TransportError",
   "ValidationError",
+  "decodeSafetensors",
 ];
 
 test("index.js exports exactly the public names", () => {

@@ -1,4 +1,5 @@
-"""Fixtures for the client's tests: both clients behind one awaitable face, a server to kill.
+"""Fixtures for the client's tests: both clients behind one awaitable face, a server to kill,
+a bit-for-bit comparison of results.
 
 The repository's root conftest gives `live_server`, one server for the whole session; the
 acceptance test kills its server, so it gets one of its own from `own_server`.
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gradserve_client import AsyncClient, Client
+from gradserve_client import AsyncClient, Client, GradientsResult
 
 from tests.server import Server, running_server
 
@@ -54,6 +55,25 @@ def connect(request: pytest.FixtureRequest) -> Connect:
                 yield AwaitableClient(sync_client)
 
     return open_client
+
+
+@pytest.fixture
+def assert_same_result() -> Callable[[GradientsResult, GradientsResult], None]:
+    """Asserts two results equal: loss, dtype, shapes, and every array's dtype, shape and bits
+    (JSON and safetensors answers must agree to the last bit)."""
+
+    def check(got: GradientsResult, expected: GradientsResult) -> None:
+        assert (got.loss, got.dtype, got.shapes) == (expected.loss, expected.dtype, expected.shapes)
+        assert (got.forward is None) == (expected.forward is None)
+        pairs = list(zip(got.gradients.items(), expected.gradients.values(), strict=True))
+        if got.forward is not None and expected.forward is not None:
+            pairs += zip(got.forward.items(), expected.forward.values(), strict=True)
+        for (name, array), reference in pairs:
+            assert array.dtype == reference.dtype, name
+            assert array.shape == reference.shape, name
+            assert array.tobytes() == reference.tobytes(), name
+
+    return check
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from typing import Any, NoReturn
 
 import httpx
 
+from gradserve_client._config import SAFETENSORS
 from gradserve_client._exceptions import (
     ClientError,
     GradserveConnectError,
@@ -19,7 +20,8 @@ from gradserve_client._exceptions import (
 
 
 def read_answer(response: httpx.Response) -> Any:
-    """The parsed JSON of a 2xx answer (None when it is empty, the text when it is not JSON).
+    """The parsed JSON of a 2xx answer (None when it is empty, the bytes of a safetensors
+    answer, the text of any other).
 
     Any other answer raises a `ProblemError`: `ValidationError` for 400 and 422, `ClientError`
     for another 4xx, `ServerError` for a 5xx.
@@ -28,6 +30,8 @@ def read_answer(response: httpx.Response) -> Any:
         raise problem_error(response)
     if not response.content:
         return None
+    if _media_type(response) == SAFETENSORS:
+        return response.content
     return response.json() if _is_json(response) else response.text
 
 
@@ -64,8 +68,12 @@ def _problem(response: httpx.Response) -> dict[str, Any]:
     }
 
 
+def _media_type(response: httpx.Response) -> str:
+    return str(response.headers.get("Content-Type", "")).split(";")[0].strip().lower()
+
+
 def _is_json(response: httpx.Response) -> bool:
-    media_type = str(response.headers.get("Content-Type", "")).split(";")[0].strip().lower()
+    media_type = _media_type(response)
     return media_type == "application/json" or media_type.endswith("+json")
 
 

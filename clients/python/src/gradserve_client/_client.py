@@ -14,8 +14,8 @@ from gradserve_client._answers import raise_transport_error, read_answer
 from gradserve_client._bodies import (
     DType,
     Matrix,
-    gradients_body,
-    problem_bodies,
+    gradients_call,
+    problem_calls,
     request_content,
 )
 from gradserve_client._config import (
@@ -85,15 +85,21 @@ class Client:
         *,
         dtype: DType = DEFAULT_DTYPE,
         return_forward: bool = DEFAULT_RETURN_FORWARD,
+        binary: bool | None = None,
     ) -> GradientsResult:
         """The loss and its five gradients for X (N x D_in), Y (N x D_out), W1 (D_in x H) and
         W2 (H x D_out), computed in `dtype`, with the forward pass when `return_forward`.
 
         Matrices are NumPy arrays or lists of rows; their entries are checked by the service
-        alone, and a fault raises `ValidationError` whose `errors` point at it.
+        alone, and a fault raises `ValidationError` whose `errors` point at it. `binary` True
+        sends the matrices and gets the answer as safetensors, False as JSON; None, the
+        default, chooses safetensors from `BINARY_MIN_ENTRIES` (100,000) entries in all on. The
+        result is the same either way, bit for bit.
         """
-        body = gradients_body(X, Y, W1, W2, dtype=dtype, return_forward=return_forward)
-        return self._gradients(body)
+        call = gradients_call(
+            X, Y, W1, W2, dtype=dtype, return_forward=return_forward, binary=binary
+        )
+        return self._gradients(call)
 
     def gradients_many(
         self, problems: Iterable[Mapping[str, Any]], *, concurrency: int = DEFAULT_CONCURRENCY
@@ -101,15 +107,15 @@ class Client:
         """The answers to `problems`, in their order, with at most `concurrency` in flight
         (one thread each).
 
-        Each problem is a mapping of `gradients`' arguments: X, Y, W1, W2 and optionally dtype
-        and return_forward. Each is retried on its own; one that still fails has its
+        Each problem is a mapping of `gradients`' arguments: X, Y, W1, W2 and optionally dtype,
+        return_forward and binary. Each is retried on its own; one that still fails has its
         `GradserveError` in its place in the list, and the others' results are kept.
         """
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
-        bodies = problem_bodies(problems)
+        calls = problem_calls(problems)
         with ThreadPoolExecutor(concurrency, thread_name_prefix="gradserve") as pool:
-            return list(pool.map(self._gradients_or_error, bodies))
+            return list(pool.map(self._gradients_or_error, calls))
 
     def health(self) -> dict[str, Any]:
         """``GET /healthz``: ``{"status": "ok"}`` when the service can compute."""
@@ -123,22 +129,25 @@ class Client:
         json: Any = None,
         content: bytes | str | None = None,
         content_type: str | None = None,
+        accept: str | None = None,
     ) -> Any:
         """Send `method` to `path`, retrying as the client's `retry` says, and return the JSON
-        answer (None for an empty one). `json` is encoded as JSON (NaN and infinities written
-        as NaN and Infinity, NumPy arrays as lists); `content` is sent verbatim instead. The body
-        goes as `content_type`, application/json unless given. An error answer raises a
-        `ProblemError`; no answer, a `TransportError`."""
-        body, headers = request_content(json, content, content_type)
+        answer (None for an empty one, the bytes of a safetensors one, the text of any other).
+        `json` is encoded as JSON (NaN and infinities written as NaN and Infinity, NumPy arrays
+        as lists); `content` is sent verbatim instead. The body goes as `content_type`,
+        application/json unless given; `accept`, when given, replaces the Accept header (JSON
+        and problem details). An error answer raises a `ProblemError`; no answer, a
+        `TransportError`."""
+        body, headers = request_content(json, content, content_type, accept)
         request = self._http.build_request(method, path, content=body, headers=headers)
         return read_answer(self._send(request))
 
-    def _gradients(self, body: dict[str, Any]) -> GradientsResult:
-        return GradientsResult.from_json(self.request("POST", GRADIENTS_PATH, json=body))
+    def _gradients(self, call: dict[str, Any]) -> GradientsResult:
+        return GradientsResult.from_answer(self.request("POST", GRADIENTS_PATH, **call))
 
-    def _gradients_or_error(self, body: dict[str, Any]) -> GradientsResult | GradserveError:
+    def _gradients_or_error(self, call: dict[str, Any]) -> GradientsResult | GradserveError:
         try:
-            return self._gradients(body)
+            return self._gradients(call)
         except GradserveError as error:
             return error
 

@@ -17,6 +17,9 @@ DEFAULT_DTYPE: Final = "float64"
 DEFAULT_RETURN_FORWARD: Final = False
 DEFAULT_CONCURRENCY: Final = 4
 """How many problems `gradients_many` has in flight at once."""
+BINARY_MIN_ENTRIES: Final = 100_000
+"""`gradients(binary=None)` sends and asks for safetensors when the four matrices hold at least
+this many entries in all: JSON takes about 20 bytes an entry and a parse, float64 8 and a copy."""
 
 DEFAULT_MAX_ATTEMPTS: Final = 4
 """Attempts per request, the first included: up to 3 retries."""
@@ -32,6 +35,9 @@ GRADIENTS_PATH: Final = "/v1/gradients"
 HEALTH_PATH: Final = "/healthz"
 JSON: Final = "application/json"
 PROBLEM_JSON: Final = "application/problem+json"
+SAFETENSORS: Final = "application/vnd.safetensors"
+ACCEPT_SAFETENSORS: Final = f"{SAFETENSORS}, {PROBLEM_JSON}, {JSON};q=0.5"
+"""Asks for a safetensors answer; a server that only writes JSON may still answer JSON."""
 USER_AGENT: Final = f"gradserve-client/{__version__}"
 
 

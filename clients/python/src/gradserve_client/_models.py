@@ -13,6 +13,8 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import NDArray
 
+from gradserve_client._safetensors import decode
+
 Array = NDArray[np.floating[Any]]
 
 
@@ -24,6 +26,11 @@ class _Arrays(Mapping[str, Array]):
     def from_json(cls, matrices: Mapping[str, Any], dtype: np.dtype[Any]) -> Self:
         """Read each field's matrix, an array of rows, from `matrices` as an array of `dtype`."""
         return cls(**{f.name: np.array(matrices[f.name], dtype=dtype) for f in fields(cls)})
+
+    @classmethod
+    def from_tensors(cls, tensors: Mapping[str, Array], prefix: str) -> Self:
+        """Take each field's array from `tensors`, where it is named "<prefix>.<field>"."""
+        return cls(**{f.name: tensors[f"{prefix}.{f.name}"] for f in fields(cls)})
 
     def __getitem__(self, key: str) -> Array:
         if key not in self._keys():
@@ -98,6 +105,31 @@ class GradientsResult:
     forward: Forward | None
     dtype: str
     shapes: Shapes
+
+    @classmethod
+    def from_answer(cls, answer: Mapping[str, Any] | bytes) -> GradientsResult:
+        """Read the answer of ``POST /v1/gradients``: its parsed JSON, or its safetensors."""
+        if isinstance(answer, bytes):
+            return cls.from_safetensors(answer)
+        return cls.from_json(answer)
+
+    @classmethod
+    def from_safetensors(cls, answer: bytes) -> GradientsResult:
+        """Read the safetensors answer of ``POST /v1/gradients``: tensors "loss" (0-d),
+        "gradients.<K>" for each gradient and, when asked for, "forward.<K>", all F64 or all F32
+        as ``__metadata__``'s "dtype" says. The arrays are the values computed, bit for bit,
+        as the JSON answer gives them."""
+        tensors, metadata = decode(answer)
+        gradients = Gradients.from_tensors(tensors, "gradients")
+        forward = Forward.from_tensors(tensors, "forward") if "forward.H" in tensors else None
+        (N, D_out), (D_in, H) = gradients.Y_pred.shape, gradients.W1.shape
+        return cls(
+            loss=float(tensors["loss"]),
+            gradients=gradients,
+            forward=forward,
+            dtype=metadata["dtype"],
+            shapes=Shapes(N=N, D_in=D_in, H=H, D_out=D_out),
+        )
 
     @classmethod
     def from_json(cls, answer: Mapping[str, Any]) -> GradientsResult:
