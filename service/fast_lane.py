@@ -22,6 +22,7 @@ from typing import Any, cast
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
@@ -30,9 +31,14 @@ ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 class FastLane:
     """Serve `routes` (FastAPI routes whose endpoints take only the `Request`) directly."""
 
-    def __init__(self, app: ASGIApp, routes: Iterable[APIRoute]) -> None:
+    def __init__(self, app: ASGIApp, routes: Iterable[BaseRoute]) -> None:
         self.app = app
-        self.routes = {(method, route.path): route for route in routes for method in route.methods}
+        self.routes = {
+            (method, route.path): route
+            for route in routes
+            if isinstance(route, APIRoute)
+            for method in route.methods or ()
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = (

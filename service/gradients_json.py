@@ -157,9 +157,13 @@ def answer_document(result: Result) -> dict[str, Any]:
         document["forward"] = {
             name: as_float64(getattr(result.forward, name)) for name in FORWARD_NAMES
         }
-    document["dtype"] = result.dtype.name
+    document["dtype"] = DTYPE_NAMES[result.dtype]
     document["shapes"] = {"N": N, "D_in": D_in, "H": H, "D_out": D_out}
     return document
+
+
+DTYPE_NAMES = {np.dtype(np.float64): "float64", np.dtype(np.float32): "float32"}
+"""`dtype.name`, which NumPy computes anew (in Python) on every call."""
 
 
 def as_float64(array: NDArray[np.floating]) -> NDArray[np.float64]:
