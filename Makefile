@@ -42,12 +42,9 @@ openapi: $(INSTALLED) ## rewrite clients/openapi.json, the contract, from the ap
 vectors: $(INSTALLED) ## rewrite the contract vectors in tests/contract/ from their generator
 	$(BIN)/python -m tests.contract.generate
 
-bench: $(INSTALLED) ## run the benchmarks (bench/README.md): figures beside baselines, no pass or fail
-	$(BIN)/python -m bench.grade_batch
-	$(BIN)/python -m bench.gradients_batch
-	$(BIN)/python -m bench.observability
-	$(BIN)/python -m bench.compute
-	$(BIN)/python -m bench.requests
+bench: $(INSTALLED) ## run the benchmarks, then a table of every target: met or not (QUICK=1: a smoke run)
+	$(BIN)/pip install --quiet -e '.[bench]'  # PyTorch, the compute baseline
+	BENCH_QUICK=$(QUICK) $(BIN)/python -m bench.summary
 
 loadtest: $(INSTALLED) ## a bounded load run on loopback at 1 to 64 clients; fails on any 5xx
 	$(BIN)/python -m bench.loadtest

@@ -1,7 +1,7 @@
-"""The floor for `bench.requests`: one `POST /empty` that reads the body and answers {}.
+"""The floor of `bench.requests`' tiny rows: one `POST /empty` that reads the body and answers {}.
 
-Served like gradserve, by uvicorn in one process without an access log:
-`python -m uvicorn bench.empty_app:app --port P --no-access-log`.
+Served like gradserve, `python -m uvicorn bench.empty_app:app --workers W --no-access-log`
+(`bench.servers`).
 """
 
 from __future__ import annotations

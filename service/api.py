@@ -91,9 +91,11 @@ async def post_gradients(request: Request) -> Response:
             content = answer(problem, binary_answer)
         else:
             content = await run_in_threadpool(answer, problem, binary_answer)
-    if isinstance(content, bytes):
-        return Response(content, media_type=JSON, headers=VARY)
-    return ChunksResponse(content, media_type=SAFETENSORS, headers=VARY)
+    if not isinstance(content, bytes):
+        return ChunksResponse(content, media_type=SAFETENSORS, headers=VARY)
+    if len(content) > SLICE_BYTES:
+        return ChunksResponse(slices(content), media_type=JSON, headers=VARY)
+    return Response(content, media_type=JSON, headers=VARY)
 
 
 VARY = {"Vary": "Accept"}
@@ -117,6 +119,17 @@ def answer(problem: GradientsRequest, binary: bool) -> bytes | list[memoryview]:
             return_forward=problem.options.return_forward,
         )
     return write_answer(result) if binary else answer_json(result)
+
+
+SLICE_BYTES = 1 << 20
+"""Answers longer than this go out in slices of this size: the server then writes each as the
+socket takes it, instead of copying the whole answer into its buffer on the event loop."""
+
+
+def slices(content: bytes) -> list[memoryview]:
+    """`content` in consecutive views of SLICE_BYTES (the last one shorter), no copy."""
+    view = memoryview(content)
+    return [view[start : start + SLICE_BYTES] for start in range(0, len(content), SLICE_BYTES)]
 
 
 class ChunksResponse(Response):

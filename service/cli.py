@@ -9,13 +9,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
+import sys
 from collections.abc import Sequence
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from service.app import create_app
 from service.observability import logging_config
 from service.settings import get_settings
+
+STARTUP_FAILURE = 3
+"""uvicorn's exit status when the server could not start."""
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -44,13 +50,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         serve(args.host, args.port, args.workers)
 
 
-def serve(host: str, port: int, workers: int) -> None:
-    """Serve with uvicorn. On SIGTERM it stops accepting connections and gives the requests in
-    flight `shutdown_grace_seconds` to finish. Workers read the settings from the environment,
-    so the worker count is passed on there (it sizes each worker's BLAS threads and slots)."""
+def serve(host: str, port: int, workers: int, app: str = "service.app:app") -> None:
+    """Serve `app` with uvicorn. On SIGTERM it stops accepting connections and gives the
+    requests in flight `shutdown_grace_seconds` to finish. Workers read the settings from the
+    environment, so the worker count is passed on there (it sizes each worker's BLAS threads
+    and slots). The benchmarks serve their baselines through here too, to serve them alike."""
     os.environ["GRADSERVE_WORKERS"] = str(workers)
-    uvicorn.run(
-        "service.app:app",
+    config = TCPConfig(
+        app,
         host=host,
         port=port,
         workers=workers,
@@ -58,6 +65,30 @@ def serve(host: str, port: int, workers: int) -> None:
         log_config=logging_config(),
         access_log=False,  # the app writes its own, in JSON, when GRADSERVE_ACCESS_LOG is on
     )
+    server = uvicorn.Server(config)
+    if workers > 1:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    else:
+        server.run()
+    if not server.started and workers == 1:
+        sys.exit(STARTUP_FAILURE)
+
+
+class TCPConfig(uvicorn.Config):
+    """uvicorn's configuration, with the socket its workers share declared as TCP.
+
+    uvicorn binds that socket with protocol 0, and asyncio sets TCP_NODELAY only on connections
+    of sockets declared IPPROTO_TCP: with several workers, every keep-alive answer then waited
+    about 40 ms for Nagle's algorithm and the client's delayed ACK (uvicorn issue 3149). One
+    worker is not affected: uvicorn lets asyncio bind its socket."""
+
+    def bind_socket(self) -> socket.socket:
+        sock = super().bind_socket()
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return sock
+        tcp = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
+        tcp.set_inheritable(True)
+        return tcp
 
 
 def openapi_document() -> str:

@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from service.api import SLICE_BYTES
 from service.app import create_app
 from service.fast_lane import FastLane
 from service.gradients_json import answer_json, fast_read, read_batch_json
@@ -235,3 +236,17 @@ async def test_the_lane_answers_as_fastapi_does(
         assert answers[0][0] == 200
     elif case != "float32 and forward":
         assert answers[0][0] >= 400
+
+
+@pytest.mark.anyio
+async def test_a_long_answer_sent_in_slices_arrives_whole(client: httpx.AsyncClient) -> None:
+    rng = np.random.default_rng(8)
+    arrays = {name: rng.standard_normal(shape) for name, shape in LONG.items()}
+    answer = await client.post("/v1/gradients", json={k: v.tolist() for k, v in arrays.items()})
+    assert answer.status_code == 200
+    assert int(answer.headers["content-length"]) == len(answer.content) > 2 * SLICE_BYTES
+    assert answer.content == answer_json(loss_and_gradients(**arrays))
+
+
+LONG = {"X": (2000, 4), "Y": (2000, 3), "W1": (4, 64), "W2": (64, 3)}
+"""A problem whose JSON answer is several slices long."""

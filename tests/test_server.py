@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 
 from service import examples
+from service.cli import TCPConfig
 from tests.server import running_server
 
 pytestmark = pytest.mark.slow
@@ -195,3 +197,21 @@ def test_sigterm_under_load_finishes_accepted_requests(tmp_path: Path) -> None:
     assert "Finished server process" in log
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{server.url}/healthz")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_the_socket_workers_share_is_declared_tcp_so_answers_are_not_delayed(host: str) -> None:
+    """asyncio sets TCP_NODELAY on a connection only when its listening socket is declared
+    IPPROTO_TCP; uvicorn's own shared socket is not, and every answer then waits for Nagle."""
+    config = TCPConfig("service.app:app", host=host, port=0, workers=2)
+    with config.bind_socket() as sock:
+        assert (sock.family, sock.type, sock.proto) == (
+            socket.AF_INET6 if ":" in host else socket.AF_INET,
+            socket.SOCK_STREAM,
+            socket.IPPROTO_TCP,
+        )
+        sock.listen()
+        client = socket.create_connection(sock.getsockname()[:2])
+        connection, _ = sock.accept()
+        with client, connection:
+            assert connection.proto == socket.IPPROTO_TCP  # what asyncio checks before NODELAY
