@@ -9,40 +9,54 @@ in the one shape BLAS runs best, so the ratio says how far the core is from what
 BLAS can do. Inputs are float64, as the service hands them to the core; the matmul runs in the
 core's dtype.
 
+Beside them, when torch is importable (`pip install -e '.[bench]'`), PyTorch autograd on the
+same problem, run as a user of torch would write it: leaves X, Y, W1 and W2 (W1 and W2
+requiring gradients), `loss = ((relu(X @ W1) @ W2 - Y) ** 2).sum()` with `retain_grad()` on H,
+H_relu and Y_pred so that all five gradients are produced, then `loss.backward()`; each call
+times the forward and the backward. Torch gets its tensors in the dtype already and runs with as
+many threads as NumPy's BLAS; the core converts its float64 inputs inside the timed call.
+
 Run with `.venv/bin/python -m bench.compute`. Prints medians of several interleaved samples,
-the BLAS and threads threadpoolctl sees, and torch autograd for the same problem when torch is
-importable. No figure here is a pass/fail threshold.
+the BLAS and threads threadpoolctl sees, the ratios core / matmul and core / torch, and for each
+row the targets of the compute issue and whether this run meets them: core / matmul at most 1.18
+at large float64 (at least 85% of the matmul's FLOP rate), and core / torch below 1 at every
+size. `BENCH_QUICK=1` runs fewer samples with the large problem shrunk, to check that the
+benchmark works, not to compare.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import statistics
 import time
 from collections.abc import Callable
-from typing import Any
+from functools import partial
 
 import numpy as np
 from threadpoolctl import threadpool_info
 
+from bench.timing import QUICK
 from service.network import loss_and_gradients
 
-SAMPLES = 7
-SAMPLE_SECONDS = 0.2
+SAMPLES = 3 if QUICK else 7
+SAMPLE_SECONDS = 0.05 if QUICK else 0.2
 """Each sample repeats the call until it has run at least this long, then times one call."""
 
 SIZES: dict[str, dict[str, int]] = {
     "tiny": {"N": 8, "D_in": 4, "H": 16, "D_out": 3},
     "medium": {"N": 256, "D_in": 128, "H": 256, "D_out": 32},
-    "large": {"N": 4096, "D_in": 1024, "H": 1024, "D_out": 256},
+    "large": (
+        {"N": 512, "D_in": 256, "H": 256, "D_out": 64}
+        if QUICK
+        else {"N": 4096, "D_in": 1024, "H": 1024, "D_out": 256}
+    ),
 }
-CASES = (
-    ("tiny", np.float64),
-    ("medium", np.float64),
-    ("large", np.float64),
-    ("large", np.float32),
-)
+ORDER = ("X", "Y", "W1", "W2")
+"""The order `loss_and_gradients` takes the matrices in."""
+
+CASES = tuple((name, dtype) for dtype in (np.float64, np.float32) for name in SIZES)
 
 
 def flops(N: int, D_in: int, H: int, D_out: int) -> int:
@@ -52,7 +66,7 @@ def flops(N: int, D_in: int, H: int, D_out: int) -> int:
 
 def matmul_side(work: int) -> int:
     """The side n of the square matmul whose 2 n^3 flops are nearest `work`."""
-    return max(1, round((work / 2) ** (1 / 3)))
+    return max(1, round(math.cbrt(work / 2)))
 
 
 def problem(size: dict[str, int], seed: int = 0) -> dict[str, np.ndarray]:
@@ -84,27 +98,55 @@ def median_seconds(actions: dict[str, Callable[[], object]]) -> dict[str, float]
     return {name: statistics.median(times) for name, times in samples.items()}
 
 
+MATMUL_TARGET = 1.18
+"""core / matmul at most this at large float64: at least 85% of the matmul's FLOP rate."""
+
+TORCH_TARGET = 1.0
+"""core / torch below this at every size and dtype: faster than PyTorch autograd."""
+
+
+def targets(name: str, dtype: type[np.floating], vs_matmul: float, vs_torch: float | None) -> str:
+    """This row's targets, each with whether this run meets it."""
+    met = {True: "met", False: "MISSED"}
+    found = []
+    if name == "large" and dtype is np.float64:
+        found.append(f"mm<={MATMUL_TARGET} {met[vs_matmul <= MATMUL_TARGET]}")
+    if vs_torch is not None:
+        found.append(f"torch<{TORCH_TARGET:g} {met[vs_torch < TORCH_TARGET]}")
+    return ", ".join(found)
+
+
 def torch_step(arrays: dict[str, np.ndarray], dtype: type[np.floating]) -> Callable[[], object]:
-    """The same loss and gradients by torch autograd (CPU): backward of ||relu(X W1) W2 - Y||^2
-    with the intermediates' gradients retained, as the core returns all five."""
+    """The same loss and five gradients by torch autograd (CPU), one forward and backward per
+    call (module docstring); the leaves are made once, in `dtype`, and their gradients cleared
+    before each call."""
     import torch
 
-    X, Y, W1, W2 = (torch.from_numpy(arrays[k].astype(dtype)) for k in ("X", "Y", "W1", "W2"))
+    X, Y, W1, W2 = (torch.from_numpy(arrays[k].astype(dtype)) for k in ORDER)
+    W1.requires_grad_()
+    W2.requires_grad_()
 
     def step() -> object:
-        w1 = W1.clone().requires_grad_()
-        w2 = W2.clone().requires_grad_()
-        H = X @ w1
+        W1.grad = W2.grad = None
+        H = X @ W1
         H.retain_grad()
-        H_relu = H.clamp(min=0)
+        H_relu = torch.relu(H)
         H_relu.retain_grad()
-        Y_pred = H_relu @ w2
+        Y_pred = H_relu @ W2
         Y_pred.retain_grad()
         loss = ((Y_pred - Y) ** 2).sum()
-        loss.backward()
-        return loss.item(), w1.grad, w2.grad, H.grad, H_relu.grad, Y_pred.grad
+        loss.backward()  # type: ignore[no-untyped-call]
+        return loss.item(), Y_pred.grad, W2.grad, H_relu.grad, H.grad, W1.grad
 
     return step
+
+
+def blas_threads() -> int | None:
+    """The thread count of the BLAS NumPy calls, as threadpoolctl sees it."""
+    for lib in threadpool_info():
+        if lib.get("user_api") == "blas":
+            return int(lib["num_threads"])
+    return None
 
 
 def blas_report() -> list[str]:
@@ -127,17 +169,21 @@ def main() -> None:
     if has_torch:
         import torch
 
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+        threads = blas_threads()
+        if threads is not None:
+            torch.set_num_threads(threads)
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads (as NumPy's BLAS)")
     else:
-        print("torch is not importable: torch autograd skipped")
+        print("torch is not importable: torch autograd skipped (pip install -e '.[bench]')")
     print(
-        f"\nloss_and_gradients beside one n x n matmul of the same flops, "
-        f"medians of {SAMPLES} samples"
+        f"\nloss_and_gradients beside one n x n matmul of the same flops"
+        f"{' and torch autograd' if has_torch else ''}, medians of {SAMPLES} interleaved samples"
     )
     header = f"{'size':<8}{'dtype':<9}{'GFLOP':>9}{'core ms':>11}{'core GF/s':>11}"
     header += f"{'n':>6}{'matmul ms':>11}{'mm GF/s':>9}{'core/mm':>9}"
     if has_torch:
-        header += f"{'torch ms':>10}{'torch/core':>11}"
+        header += f"{'torch ms':>11}{'core/torch':>12}"
+    header += "  targets"
     print(header)
     for name, dtype in CASES:
         size = SIZES[name]
@@ -146,25 +192,26 @@ def main() -> None:
         n = matmul_side(work)
         rng = np.random.default_rng(1)
         A, B = (rng.standard_normal((n, n)).astype(dtype) for _ in range(2))
-        actions: dict[str, Callable[[], Any]] = {
-            "core": lambda a=arrays, t=dtype: loss_and_gradients(
-                a["X"], a["Y"], a["W1"], a["W2"], dtype=t
+        actions: dict[str, Callable[[], object]] = {
+            "core": partial(
+                loss_and_gradients, arrays["X"], arrays["Y"], arrays["W1"], arrays["W2"], dtype
             ),
-            "matmul": lambda A=A, B=B: A @ B,
+            "matmul": partial(np.matmul, A, B),
         }
         if has_torch:
             actions["torch"] = torch_step(arrays, dtype)
         times = median_seconds(actions)
         core, matmul = times["core"], times["matmul"]
+        vs_torch = core / times["torch"] if has_torch else None
         row = f"{name:<8}{np.dtype(dtype).name:<9}{work / 1e9:>9.4f}{1000 * core:>11.4f}"
         row += f"{work / core / 1e9:>11.2f}{n:>6}{1000 * matmul:>11.4f}"
         row += f"{2 * n**3 / matmul / 1e9:>9.2f}{core / matmul:>9.2f}"
-        if has_torch:
-            row += f"{1000 * times['torch']:>10.4f}{times['torch'] / core:>11.2f}"
-        print(row)
+        if vs_torch is not None:
+            row += f"{1000 * times['torch']:>11.4f}{vs_torch:>12.2f}"
+        print(f"{row}  {targets(name, dtype, core / matmul, vs_torch)}")
     print(
         "core/mm: the core's time over the equal-flop matmul's (1.00 = at the BLAS limit); "
-        "GF/s: GFLOP/s"
+        "core/torch: over torch autograd's (below 1: faster); GF/s: GFLOP/s"
     )
 
 
