@@ -16,7 +16,6 @@ from collections.abc import Sequence
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from service.app import create_app
 from service.observability import logging_config
 from service.settings import get_settings
 
@@ -56,6 +55,7 @@ def serve(host: str, port: int, workers: int, app: str = "service.app:app") -> N
     environment, so the worker count is passed on there (it sizes each worker's BLAS threads
     and slots). The benchmarks serve their baselines through here too, to serve them alike."""
     os.environ["GRADSERVE_WORKERS"] = str(workers)
+    get_settings.cache_clear()  # read by the options' defaults, before the worker count was set
     config = TCPConfig(
         app,
         host=host,
@@ -93,4 +93,6 @@ class TCPConfig(uvicorn.Config):
 
 def openapi_document() -> str:
     """The app's OpenAPI document as indented JSON, as checked in at clients/openapi.json."""
+    from service.app import create_app  # here: importing service.app builds the served app
+
     return json.dumps(create_app().openapi(), indent=2, ensure_ascii=False)
