@@ -37,6 +37,7 @@ from functools import partial
 import numpy as np
 from threadpoolctl import threadpool_info
 
+from bench.summary import record, unavailable
 from bench.timing import QUICK
 from service.network import loss_and_gradients
 
@@ -209,6 +210,28 @@ def main() -> None:
         if vs_torch is not None:
             row += f"{1000 * times['torch']:>11.4f}{vs_torch:>12.2f}"
         print(f"{row}  {targets(name, dtype, core / matmul, vs_torch)}")
+        label = f"{name} {np.dtype(dtype).name}"
+        ms = f"{1000 * core:.4g} ms"
+        if name == "large" and dtype is np.float64:
+            detail = f"{ms} vs {1000 * matmul:.4g} ms"
+            record(
+                f"compute {label}: core / matmul",
+                core / matmul,
+                detail,
+                compare="<=",
+                threshold=MATMUL_TARGET,
+            )
+        if vs_torch is not None:
+            detail = f"{ms} vs {1000 * times['torch']:.4g} ms"
+            record(
+                f"compute {label}: core / torch autograd",
+                vs_torch,
+                detail,
+                compare="<",
+                threshold=TORCH_TARGET,
+            )
+        else:
+            unavailable(f"compute {label}: core / torch autograd", "torch is not importable")
     print(
         "core/mm: the core's time over the equal-flop matmul's (1.00 = at the BLAS limit); "
         "core/torch: over torch autograd's (below 1: faster); GF/s: GFLOP/s"
