@@ -1,7 +1,6 @@
 """The floor of `bench.requests`' tiny rows: one `POST /empty` that reads the body and answers {}.
 
-Served like gradserve, `python -m uvicorn bench.empty_app:app --workers W --no-access-log`
-(`bench.servers`).
+Served like gradserve, by `service.cli.serve` (`bench.servers`).
 """
 
 from __future__ import annotations

@@ -6,8 +6,7 @@ The answer is `X-Answer-Bytes` bytes long (0 without the header), sent as `X-Ans
 the size of gradserve's answer, so this app moves the same bytes both ways as gradserve and does
 nothing else. Each size's bytes are built once and reused, and sent in CHUNK_BYTES slices, the
 quickest way through uvicorn: one 86 MB message took twice as long, as asyncio copies whatever
-the socket does not take at once. Served like gradserve,
-`python -m uvicorn bench.floor_app:app --no-access-log` (`bench.servers`).
+the socket does not take at once. Served by `service.cli.serve`, as gradserve is (`bench.servers`).
 """
 
 from __future__ import annotations

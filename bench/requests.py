@@ -245,7 +245,8 @@ def tiny_at(workers: int, body: bytes, measure: Callable[..., Figures]) -> None:
                 expect(answer, name, "application/json")
         for url in urls.values():
             measure(url, 16, 1)  # warm up every worker
-        print(f"\n{workers} worker{'s' if workers > 1 else ''} each (uvicorn --workers {workers})")
+        plural = "s" if workers > 1 else ""
+        print(f"\n{workers} worker{plural} each (`gradserve serve --workers {workers}`)")
         header = f"{'conns':>5}  {'server':<10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
         print(header + f"{'req/s ratio':>13}{'p50 ratio':>11}")
         for connections in CONNECTIONS:

@@ -5,8 +5,8 @@ A Pydantic model with `list[list[float]]` fields, a plain `def` route (FastAPI r
 threadpool), the maths in NumPy, and the answer's arrays turned into lists by `.tolist()` and
 returned as a dict through FastAPI's default response (no response model: `jsonable_encoder`,
 then `json.dumps` by `JSONResponse`). The request and answer have the shape of gradserve's
-(`loss`, `gradients` keyed Y_pred, W2, H_relu, H, W1, `dtype`, `shapes`). Served like gradserve,
-`python -m uvicorn bench.typical_app:app --no-access-log` (`bench.servers`).
+(`loss`, `gradients` keyed Y_pred, W2, H_relu, H, W1, `dtype`, `shapes`). Served by
+`service.cli.serve`, as gradserve is (`bench.servers`).
 """
 
 from __future__ import annotations
