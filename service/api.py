@@ -101,9 +101,9 @@ async def post_gradients(request: Request) -> Response:
 VARY = {"Vary": "Accept"}
 
 INLINE_FLOPS = 1_000_000
-"""Problems up to this many floating-point operations are computed on the event loop: a few
-tens of microseconds, less than a threadpool hop costs (docs/performance.md). Larger ones go to
-the threadpool, so the loop never stalls."""
+"""Problems up to this many floating-point operations are computed on the event loop: up to
+about 0.2 ms, what a threadpool hop costs (docs/performance.md). Larger ones go to the
+threadpool, so the loop never stalls for long."""
 
 
 def answer(problem: GradientsRequest, binary: bool) -> bytes | list[memoryview]:

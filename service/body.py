@@ -33,10 +33,10 @@ from service.settings import Settings
 M = TypeVar("M", bound=BaseModel)
 C = TypeVar("C", bound=Costed)
 
-INLINE_BODY_BYTES = 32 * 1024
-"""Bodies up to this size are parsed and validated on the event loop: under about 0.2 ms on this
-project's 2-core reference machine, less than a threadpool hop costs (docs/performance.md).
-Larger ones go to the threadpool, so the loop never stalls."""
+INLINE_BODY_BYTES = 12 * 1024
+"""Bodies up to this size are parsed and validated on the event loop: about 15 us per KiB of
+numbers on this project's 2-core reference machine, so under the 0.2 ms a threadpool hop costs
+(docs/performance.md). Larger ones go to the threadpool, so the loop never stalls for long."""
 
 
 def is_json(content_type: str | None) -> bool:
