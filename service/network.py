@@ -25,7 +25,7 @@ transposes act on the last two axes. This module imports nothing from the web st
 `loss_and_gradients` (one problem) and `batched_loss_and_gradients` (a stack) are the entry
 points the service calls.
 
-How `passes` spends its time and memory, for large problems:
+How `compute` spends its time and memory, for large problems:
 
 - The inputs are converted to the dtype once; every product and sum then runs in it.
 - The N x H arrays are the costly ones, and their elementwise passes are bound by memory, so
@@ -56,7 +56,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Literal, NamedTuple, overload
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -261,37 +261,6 @@ def batched_loss_and_gradients(
     return outcomes
 
 
-@overload
-def passes(
-    X: Array,
-    Y: Array,
-    W1: Array,
-    W2: Array,
-    dtype: type[np.floating],
-    return_forward: Literal[True] = ...,
-) -> tuple[Array, dict[str, Array], Forward]: ...
-
-
-@overload
-def passes(
-    X: Array, Y: Array, W1: Array, W2: Array, dtype: type[np.floating], return_forward: bool
-) -> tuple[Array, dict[str, Array], Forward | None]: ...
-
-
-def passes(
-    X: Array,
-    Y: Array,
-    W1: Array,
-    W2: Array,
-    dtype: type[np.floating],
-    return_forward: bool = True,
-) -> tuple[Array, dict[str, Array], Forward | None]:
-    """The forward and backward passes in `dtype`, overflow left for `finished` to catch; the
-    forward pass is None when `return_forward` is false (its buffers are then reused)."""
-    computed = compute(X, Y, W1, W2, dtype, return_forward)
-    return computed.loss, computed.gradients, computed.forward
-
-
 def compute(
     X: Array, Y: Array, W1: Array, W2: Array, dtype: type[np.floating], return_forward: bool
 ) -> Computed:
@@ -333,16 +302,6 @@ def compute(
             finite.add("W1")
     gradients = {"Y_pred": dY_pred, "W2": dW2, "H_relu": dH_relu, "H": dH, "W1": dW1}
     return Computed(loss, gradients, fwd, frozenset(finite))
-
-
-def finished(
-    loss: Array, gradients: dict[str, Array], fwd: Forward | None, dtype: np.dtype[np.floating]
-) -> Result:
-    """One problem's Result, once every returned quantity is known to be finite (else
-    NonFiniteResultError naming them), with -0.0 written as 0.0 (in place)."""
-    for array in returned(gradients, fwd).values():
-        np.add(array, 0, out=array)  # -0.0 + 0 is +0.0: a zero is written 0.0, never -0.0
-    return checked(loss, gradients, fwd, dtype, frozenset())
 
 
 def checked(

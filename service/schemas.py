@@ -9,7 +9,7 @@ whose errors point at the field at fault and name both fields and their shapes.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Self, cast
+from typing import Annotated, Any, Literal, Self
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,7 +27,6 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
 from service.budgets import NOTHING, Workload, network_workload
-from service.network import FORWARD_NAMES, Forward, Result
 from service.problems import Problem
 
 FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
@@ -200,12 +199,6 @@ def _error(field: str, kind: str, message: str) -> InitErrorDetails:
     return InitErrorDetails(type=PydanticCustomError(kind, message), loc=(field,), input=None)
 
 
-def as_float64(array: NDArray[np.floating]) -> NDArray[np.float64]:
-    """The array in float64, C-contiguous (a float32 array widened exactly, so that the number
-    written is the float32 value itself, as float64 readers will read it)."""
-    return np.ascontiguousarray(array, dtype=np.float64)
-
-
 class Gradients(BaseModel):
     """dloss/dK for each quantity K, each with K's shape."""
 
@@ -246,41 +239,6 @@ class GradientsResponse(BaseModel):
     )
     dtype: DType = Field(description="The floating-point type the computation ran in.")
     shapes: Shapes
-
-    def plain(self) -> dict[str, Any]:
-        """The answer as dicts holding the arrays themselves (forward only when present), for
-        orjson to write without making a Python float of each entry."""
-        answer = {**dict(self), "gradients": dict(self.gradients), "shapes": dict(self.shapes)}
-        if self.forward is None:
-            del answer["forward"]
-        else:
-            answer["forward"] = dict(self.forward)
-        return answer
-
-    @classmethod
-    def from_result(cls, result: Result) -> GradientsResponse:
-        """Wrap the core's result without validating it again; `result.forward` may be None."""
-        grad = {name: as_float64(array) for name, array in result.gradients.items()}
-        fwd = result.forward and Forward(
-            *(as_float64(getattr(result.forward, name)) for name in FORWARD_NAMES)
-        )
-        N, D_out = grad["Y_pred"].shape
-        D_in, H = grad["W1"].shape
-        return cls.model_construct(
-            loss=result.loss,
-            gradients=Gradients.model_construct(
-                Y_pred=grad["Y_pred"],
-                W2=grad["W2"],
-                H_relu=grad["H_relu"],
-                H=grad["H"],
-                W1=grad["W1"],
-            ),
-            forward=ForwardPass.model_construct(H=fwd.H, H_relu=fwd.H_relu, Y_pred=fwd.Y_pred)
-            if fwd
-            else None,
-            dtype=cast(DType, result.dtype.name),
-            shapes=Shapes(N=N, D_in=D_in, H=H, D_out=D_out),
-        )
 
 
 MAX_BATCH_PROBLEMS = 10_000

@@ -402,17 +402,6 @@ def test_no_negative_zero_where_every_product_is_negative_zero() -> None:
                 assert negative_zeros(array) == 0, (N, D_in, H, D_out, name)
 
 
-def test_finished_still_writes_negative_zeros_as_zeros() -> None:
-    """`finished`, given arrays from anywhere, writes -0.0 as 0.0 and names what overflowed."""
-    gradients = {name: np.array([[-0.0, 1.0]]) for name in GRADIENT_NAMES}
-    result = network.finished(np.asarray(1.0), gradients, None, np.dtype(np.float64))
-    assert all(negative_zeros(array) == 0 for array in result.gradients.values())
-    gradients["W2"] = np.array([[np.inf, 1.0]])
-    with pytest.raises(NonFiniteResultError) as raised:
-        network.finished(np.asarray(np.nan), gradients, None, np.dtype(np.float64))
-    assert raised.value.quantities == ["loss", "W2"]
-
-
 @pytest.mark.usefixtures("block")
 @pytest.mark.parametrize(
     ("dtype", "square"), [(np.float64, 3e307), (np.float32, 5e37)], ids=["float64", "float32"]
