@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any
 
@@ -23,7 +24,14 @@ from pydantic import ValidationError
 from service.api import SLICE_BYTES
 from service.app import create_app
 from service.fast_lane import FastLane
-from service.gradients_json import answer_json, fast_read, read_batch_json
+from service.gradients_json import (
+    GC_PAUSE_BYTES,
+    CyclicGCPause,
+    answer_json,
+    fast_read,
+    read_batch_json,
+    read_gradients_json,
+)
 from service.network import loss_and_gradients
 from service.schemas import GradientsBatchRequest, GradientsRequest
 from service.settings import Settings
@@ -250,3 +258,32 @@ async def test_a_long_answer_sent_in_slices_arrives_whole(client: httpx.AsyncCli
 
 LONG = {"X": (2000, 4), "Y": (2000, 3), "W1": (4, 64), "W2": (64, 3)}
 """A problem whose JSON answer is several slices long."""
+
+
+def test_the_collector_pauses_while_any_large_body_is_read_and_only_then() -> None:
+    pause = CyclicGCPause()
+    assert gc.isenabled()
+    pause.__enter__()
+    pause.__enter__()  # a second read overlapping the first
+    pause.__exit__(None, None, None)
+    assert not gc.isenabled()  # the second read is still going
+    pause.__exit__(None, None, None)
+    assert gc.isenabled()
+
+
+def test_a_collector_switched_off_before_stays_off() -> None:
+    gc.disable()
+    try:
+        with CyclicGCPause():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_reading_a_large_body_leaves_the_collector_running() -> None:
+    rows = [[0.5] * 64] * 4000
+    body = json.dumps({"X": rows, "Y": [[1.0]] * 4000, "W1": [[1.0]] * 64, "W2": [[1.0]]})
+    assert len(body) >= GC_PAUSE_BYTES
+    assert read_gradients_json(body.encode()).X.shape == (4000, 64)
+    assert gc.isenabled()
