@@ -12,6 +12,7 @@ from starlette.types import Receive, Scope, Send
 
 from service import examples
 from service.body import body_media_type, validated_body
+from service.gc_pause import gc_paused_for_problems
 from service.gradients_json import (
     answer_document,
     answer_json,
@@ -185,10 +186,11 @@ async def post_gradients_batch(request: Request) -> Response:
     into this request, e.g. "/problems/3/W1"); the others are answered all the same."""
     body_media_type(request)
     async with validated_body(request, read_batch_json) as batch:
-        if batch.workload().flops <= INLINE_FLOPS:
-            content = batch_answers(batch)
-        else:
-            content = await run_in_threadpool(batch_answers, batch)
+        with gc_paused_for_problems(len(batch.validated)):
+            if batch.workload().flops <= INLINE_FLOPS:
+                content = batch_answers(batch)
+            else:
+                content = await run_in_threadpool(batch_answers, batch)
     return Response(content, media_type=JSON)
 
 

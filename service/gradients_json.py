@@ -29,9 +29,6 @@ themselves. A float32 result is widened exactly, so the number written is the fl
 
 from __future__ import annotations
 
-import gc
-import threading
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -39,6 +36,7 @@ import orjson
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
+from service.gc_pause import gc_paused_for
 from service.network import FORWARD_NAMES, GRADIENT_NAMES, Result
 from service.schemas import (
     FLOAT32_MAX,
@@ -61,49 +59,6 @@ def read_gradients_json(body: bytes) -> GradientsRequest:
     errors) for any body `GradientsRequest` refuses. Matrices are float64, C-contiguous."""
     with gc_paused_for(body):
         return fast_read(body) or GradientsRequest.model_validate_json(body)
-
-
-GC_PAUSE_BYTES = 1 << 20
-"""Bodies from this size on are read with Python's cyclic garbage collector paused."""
-
-
-class CyclicGCPause:
-    """Pauses Python's cyclic garbage collector while at least one large body is being read.
-
-    Reading a body makes one Python list per row (thousands for a large matrix, tens of
-    thousands for a batch), and every few hundred new lists start a collection, which traverses
-    every list and every number in them while it holds the GIL: for one 129 MB body, 15
-    collections, 0.15 s in all and up to 71 ms at a time, during which no other request, nor
-    /healthz, was answered. The parsed lists hold no reference cycles (they are freed by
-    reference counting as soon as the arrays are made), so collecting during the read finds
-    nothing. Several reads may overlap: the last one to finish starts the collector again, if
-    it was running before the first."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.readers = 0
-        self.was_enabled = False
-
-    def __enter__(self) -> None:
-        with self.lock:
-            if self.readers == 0:
-                self.was_enabled = gc.isenabled()
-                gc.disable()
-            self.readers += 1
-
-    def __exit__(self, *_exc: object) -> None:
-        with self.lock:
-            self.readers -= 1
-            if self.readers == 0 and self.was_enabled:
-                gc.enable()
-
-
-CYCLIC_GC_PAUSE = CyclicGCPause()
-
-
-def gc_paused_for(body: bytes) -> AbstractContextManager[None]:
-    """`CYCLIC_GC_PAUSE` for a body of GC_PAUSE_BYTES or more; nothing for a smaller one."""
-    return CYCLIC_GC_PAUSE if len(body) >= GC_PAUSE_BYTES else nullcontext()
 
 
 def fast_read(body: bytes) -> GradientsRequest | None:

@@ -24,9 +24,8 @@ from pydantic import ValidationError
 from service.api import SLICE_BYTES
 from service.app import create_app
 from service.fast_lane import FastLane
+from service.gc_pause import GC_PAUSE_BYTES, CyclicGCPause
 from service.gradients_json import (
-    GC_PAUSE_BYTES,
-    CyclicGCPause,
     answer_json,
     fast_read,
     read_batch_json,
