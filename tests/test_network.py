@@ -114,12 +114,12 @@ small_integers = st.integers(min_value=-2, max_value=2).map(float)
 
 
 @st.composite
-def integer_problems(draw: st.DrawFn) -> dict[str, np.ndarray]:
-    """Integer-valued problems, 1 x 1 included: exact zeros in H are common, results exact."""
+def problems_of(draw: st.DrawFn, elements: st.SearchStrategy[float]) -> dict[str, np.ndarray]:
+    """Problems of 1 to 5 in each dimension, 1 x 1 included, with entries drawn from `elements`."""
     N, D_in, H, D_out = draw(dims), draw(dims), draw(dims), draw(dims)
 
     def matrix(rows: int, columns: int) -> np.ndarray:
-        return draw(arrays(np.float64, (rows, columns), elements=small_integers))
+        return draw(arrays(np.float64, (rows, columns), elements=elements))
 
     return {
         "X": matrix(N, D_in),
@@ -127,6 +127,11 @@ def integer_problems(draw: st.DrawFn) -> dict[str, np.ndarray]:
         "W1": matrix(D_in, H),
         "W2": matrix(H, D_out),
     }
+
+
+def integer_problems() -> st.SearchStrategy[dict[str, np.ndarray]]:
+    """Integer-valued problems: exact zeros in H are common, results exact."""
+    return problems_of(small_integers)
 
 
 @settings(max_examples=150, deadline=None)
@@ -359,20 +364,9 @@ def negative_zeros(array: np.ndarray) -> int:
 signed_small = st.sampled_from([-2.0, -1.0, -0.0, 0.0, 1.0, 2.0])
 
 
-@st.composite
-def problems_with_signed_zeros(draw: st.DrawFn) -> dict[str, np.ndarray]:
+def problems_with_signed_zeros() -> st.SearchStrategy[dict[str, np.ndarray]]:
     """Small integers and both zeros, so that every product can be a sum of -0.0s."""
-    N, D_in, H, D_out = draw(dims), draw(dims), draw(dims), draw(dims)
-
-    def matrix(rows: int, columns: int) -> np.ndarray:
-        return draw(arrays(np.float64, (rows, columns), elements=signed_small))
-
-    return {
-        "X": matrix(N, D_in),
-        "Y": matrix(N, D_out),
-        "W1": matrix(D_in, H),
-        "W2": matrix(H, D_out),
-    }
+    return problems_of(signed_small)
 
 
 @settings(max_examples=150, deadline=None)
