@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 from safetensors.numpy import load, save
 
+from service.api import SLICE_BYTES
+from service.app import create_app
+from service.network import loss_and_gradients
 from service.settings import Settings
 from tests.generate import as_json, random_problem
 from tests.oracle import reference, relative_error
@@ -131,12 +134,21 @@ async def test_a_truncated_body_is_a_422_naming_the_tensor_cut_short(
     assert "beyond the buffer" in error["detail"]
 
 
-@pytest.fixture
-def settings() -> Settings:
-    return Settings(max_intermediate_elements=100)
-
-
-async def test_budgets_hold_for_binary_bodies(client: httpx.AsyncClient) -> None:
-    answer = await post_binary(client, problem(6, N=20, H=10))
+async def test_budgets_hold_for_binary_bodies() -> None:
+    app = create_app(Settings(max_intermediate_elements=100))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        answer = await post_binary(client, problem(6, N=20, H=10))
     assert answer.status_code == 413
     assert answer.json()["budget"] == "intermediate_elements"
+
+
+async def test_a_binary_answer_of_many_slices_arrives_whole(client: httpx.AsyncClient) -> None:
+    arrays = problem(7, N=3000, D_in=4, H=100, D_out=3)  # dloss/dH alone: 2.4 MB
+    answer = await post_binary(client, arrays, accept=SAFETENSORS)
+    assert answer.status_code == 200
+    assert int(answer.headers["content-length"]) == len(answer.content) > 2 * SLICE_BYTES
+    tensors = load(answer.content)
+    expected = loss_and_gradients(**arrays)
+    for name in GRADIENTS:
+        assert tensors[f"gradients.{name}"].tobytes() == expected.gradients[name].tobytes()
