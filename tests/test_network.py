@@ -268,6 +268,18 @@ def test_n_x_h_arrays_of_several_real_blocks(return_forward: bool) -> None:
         assert negative_zeros(result.gradients[name]) == 0, name
 
 
+LAYER_FUNCTIONS = (
+    "matmul_forward",
+    "matmul_backward_input",
+    "matmul_backward_weight",
+    "relu_forward",
+    "relu_backward",
+    "squared_error_forward",
+    "squared_error_backward",
+)
+"""The core's layer functions, each of which must see only arrays of the computation's dtype."""
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("return_forward", [False, True])
 def test_the_computation_runs_in_the_dtype_end_to_end(
@@ -289,27 +301,11 @@ def test_the_computation_runs_in_the_dtype_end_to_end(
 
         return spied
 
-    for name in (
-        "matmul_forward",
-        "matmul_backward_input",
-        "matmul_backward_weight",
-        "relu_forward",
-        "relu_backward",
-        "squared_error_forward",
-        "squared_error_backward",
-    ):
+    for name in LAYER_FUNCTIONS:
         monkeypatch.setattr(network, name, spy(name, getattr(network, name)))
     problem = random_problem(np.random.default_rng(7), 5, 4, 6, 3)
     computed = network.compute(**problem, dtype=dtype, return_forward=return_forward)
-    assert {name for name, _ in seen} >= {
-        "matmul_forward",
-        "matmul_backward_input",
-        "matmul_backward_weight",
-        "relu_forward",
-        "relu_backward",
-        "squared_error_forward",
-        "squared_error_backward",
-    }
+    assert {name for name, _ in seen} >= set(LAYER_FUNCTIONS)
     assert all(seen_dtype == dtype for _, seen_dtype in seen), seen
     assert computed.loss.dtype == dtype
     for name, array in computed.gradients.items():
