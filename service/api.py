@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import orjson
@@ -14,6 +14,7 @@ from service import examples
 from service.body import body_media_type, validated_body
 from service.gc_pause import gc_paused_for_problems
 from service.gradients_json import (
+    Signature,
     answer_document,
     answer_json,
     read_batch_json,
@@ -25,7 +26,6 @@ from service.network import NonFiniteResultError, batched_loss_and_gradients, lo
 from service.openapi import json_request_body, problem_responses
 from service.problems import Problem, non_finite_problem, validation_problem
 from service.schemas import (
-    DType,
     GradientsBatchRequest,
     GradientsBatchResponse,
     GradientsRequest,
@@ -196,31 +196,18 @@ async def post_gradients_batch(request: Request) -> Response:
     return Response(content, media_type=JSON)
 
 
-class Stack(NamedTuple):
-    """What problems must share to be computed in one stack: X's (N, D_in), W2's (H, D_out)
-    (which fix Y's and W1's shapes), the dtype and whether to return the forward pass."""
-
-    X_shape: tuple[int, ...]
-    W2_shape: tuple[int, ...]
-    dtype: DType
-    return_forward: bool
-
-
 def batch_answers(batch: GradientsBatchRequest) -> bytes:
     """Every problem's answer or problem details, computed one stack per group of equal shapes,
     as the JSON of `GradientsBatchResponse`."""
     results: list[dict[str, Any]] = [{} for _ in batch.validated]
-    groups: dict[Stack, list[int]] = {}
+    groups: dict[Signature, list[int]] = {}
     for index, item in enumerate(batch.validated):
         if isinstance(item, GradientsRequest):
-            stack = Stack(
-                item.X.shape, item.W2.shape, item.options.dtype, item.options.return_forward
-            )
-            groups.setdefault(stack, []).append(index)
+            groups.setdefault(Signature.of(item), []).append(index)
         else:
             errors = item.errors(include_url=False, include_context=False)
             results[index] = plain(validation_problem(errors, within=("problems", index)))
-    for stack, indices in groups.items():
+    for signature, indices in groups.items():
         problems = [batch.validated[index] for index in indices]
         stacked = {
             name: np.stack([getattr(problem, name) for problem in problems])
@@ -228,7 +215,9 @@ def batch_answers(batch: GradientsBatchRequest) -> bytes:
         }
         with timed_compute("gradients_batch"):
             outcomes = batched_loss_and_gradients(
-                **stacked, dtype=np.dtype(stack.dtype).type, return_forward=stack.return_forward
+                **stacked,
+                dtype=np.dtype(signature.dtype).type,
+                return_forward=signature.return_forward,
             )
         for index, outcome in zip(indices, outcomes, strict=True):
             results[index] = (

@@ -57,11 +57,10 @@ def body_media_type(request: Request, also: tuple[str, ...] = ()) -> str:
     """The body's media type: "application/json" for any JSON type, or one of `also` (an
     endpoint's other formats); 415 for anything else, and for a compressed body."""
     content_type = request.headers.get("content-type")
+    media_type = (content_type or "").split(";")[0].strip().lower()
     if is_json(content_type):
         media_type = "application/json"
-    elif content_type and content_type.split(";")[0].strip().lower() in also:
-        media_type = content_type.split(";")[0].strip().lower()
-    else:
+    elif media_type not in also:
         wanted = "JSON, sent with Content-Type: application/json"
         if also:
             wanted = f"JSON (Content-Type: application/json) or {' or '.join(also)}"

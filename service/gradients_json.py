@@ -67,19 +67,25 @@ def fast_read(body: bytes) -> GradientsRequest | None:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:  # also for a number beyond float64's range, such as 1e400
         return None
-    if type(document) is not dict or not REQUEST_KEYS.issuperset(document):
-        return None
-    options = read_options(document.get("options", EMPTY))
+    options = problem_options(document)
     if options is None or body.count(b"true") + body.count(b"false") != booleans(document):
         return None
     return fast_problem(document, options)
 
 
-def fast_problem(document: dict[str, Any], options: Options) -> GradientsRequest | None:
-    """The problem in a parsed body with valid options, known to hold no boolean outside them,
-    when its matrices are proved valid; else None."""
+def problem_options(document: Any) -> Options | None:
+    """The options of a parsed problem that is an object of exactly X, Y, W1, W2 and perhaps
+    options, which the `Options` model accepts; else None."""
+    if type(document) is not dict or not REQUEST_KEYS.issuperset(document):
+        return None
     if len(document) - ("options" in document) != len(MATRIX_NAMES):
         return None
+    return read_options(document.get("options", EMPTY))
+
+
+def fast_problem(document: dict[str, Any], options: Options) -> GradientsRequest | None:
+    """The problem in a parsed body whose keys and options `problem_options` accepted, known to
+    hold no boolean outside the options, when its matrices are proved valid; else None."""
     X, Y, W1, W2 = (read_matrix(document[name]) for name in MATRIX_NAMES)
     if X is None or Y is None or W1 is None or W2 is None:
         return None
@@ -203,7 +209,8 @@ def fast_read_batch(body: bytes) -> GradientsBatchRequest | None:
 
 
 class Signature(NamedTuple):
-    """What the problems read together share: the four dimensions and the options."""
+    """What problems must share to be read, and computed, as one stack: the four dimensions
+    and the options."""
 
     N: int
     D_in: int
@@ -211,6 +218,12 @@ class Signature(NamedTuple):
     D_out: int
     dtype: str
     return_forward: bool
+
+    @classmethod
+    def of(cls, problem: GradientsRequest) -> Signature:
+        """A validated problem's signature."""
+        (N, D_in), (H, D_out) = problem.X.shape, problem.W2.shape
+        return cls(N, D_in, H, D_out, problem.options.dtype, problem.options.return_forward)
 
 
 def read_problems(problems: list[Any]) -> list[GradientsRequest | ValidationError]:
@@ -244,10 +257,8 @@ def read_problems(problems: list[Any]) -> list[GradientsRequest | ValidationErro
 def signature(problem: Any) -> Signature | None:
     """The problem's dimensions, read from the first rows of X and W2, and its options; None
     when its keys or options are wrong or X or W2 is not a list of lists."""
-    if type(problem) is not dict or not REQUEST_KEYS.issuperset(problem):
-        return None
-    options = read_options(problem.get("options", EMPTY))
-    if options is None or len(problem) - ("options" in problem) != len(MATRIX_NAMES):
+    options = problem_options(problem)
+    if options is None:
         return None
     X, W2 = problem["X"], problem["W2"]
     if not (type(X) is list and X and type(X[0]) is list):

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from service import tensors
+
 JSON = "application/json"
-SAFETENSORS = "application/vnd.safetensors"
+SAFETENSORS = tensors.MEDIA_TYPE
 
 
 @lru_cache(maxsize=256)
