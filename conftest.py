@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.server import running_server
+from tests.support.server import running_server
 
 
 @pytest.fixture(scope="session")

@@ -39,7 +39,7 @@ from threadpoolctl import threadpool_info
 
 from bench.summary import record, unavailable
 from bench.timing import QUICK
-from service.network import loss_and_gradients
+from service.core.network import loss_and_gradients
 
 SAMPLES = 3 if QUICK else 7
 SAMPLE_SECONDS = 0.05 if QUICK else 0.2

@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 
 from bench.timing import median_seconds, print_batch_beside_singles
-from tests.server import running_server
+from tests.support.server import running_server
 
 SUBMISSIONS = 1000
 SHAPE = {"N": 4, "D_in": 3, "H": 5, "D_out": 2}

@@ -12,7 +12,7 @@ import numpy as np
 import orjson
 
 from bench.timing import median_seconds, print_batch_beside_singles
-from tests.server import running_server
+from tests.support.server import running_server
 
 PROBLEMS = 1000
 SHAPE = {"N": 8, "D_in": 4, "H": 16, "D_out": 3}

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import httpx
 import numpy as np
 
-from tests.server import running_server
+from tests.support.server import running_server
 
 LEVELS = (1, 4, 16, 64)
 SECONDS_PER_LEVEL = 4.0

@@ -1,4 +1,4 @@
-"""The cost of `service.observability` per request: many tiny GET /healthz through
+"""The cost of `service.ops.observability` per request: many tiny GET /healthz through
 `httpx.ASGITransport`, through the same app with and without its observability middleware
 (request id, metrics, and the JSON access log, written to a discarded stream).
 
@@ -18,7 +18,7 @@ import httpx
 from fastapi import FastAPI
 
 from service.app import create_app
-from service.observability import ACCESS_LOGGER, Observability
+from service.ops.observability import ACCESS_LOGGER, Observability
 from service.settings import Settings
 
 REQUESTS = 2000

@@ -51,8 +51,8 @@ from bench.client import Answer, Client
 from bench.servers import GRADSERVE_SETTINGS, gradserve, served
 from bench.summary import record, tiny_p99, tiny_rate, unavailable
 from bench.timing import QUICK, percentile
-from service.budgets import network_workload
-from service.network import GRADIENT_NAMES, Result, loss_and_gradients
+from service.core.network import GRADIENT_NAMES, Result, loss_and_gradients
+from service.core.workload import network_workload
 from service.settings import Settings
 
 TINY = {"N": 8, "D_in": 4, "H": 16, "D_out": 3}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.server import free_port
+from tests.support.server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 START_SECONDS = 60

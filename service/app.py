@@ -10,11 +10,9 @@ from pydantic import BaseModel
 from threadpoolctl import threadpool_limits
 
 from service import __version__
-from service.api import lane_router, router
-from service.auth import ApiKeys, with_security
-from service.fast_lane import FastLane
-from service.grade_api import router as grade_router
-from service.grade_schemas import (
+from service.api.errors import install_problem_handlers
+from service.api.fast_lane import FastLane
+from service.api.grading_schemas import (
     GradeBatchRequest,
     GradeOut,
     GradeRequest,
@@ -23,11 +21,13 @@ from service.grade_schemas import (
     ProblemRef,
     ProblemSpec,
 )
-from service.limits import BodySizeLimit, ComputeLimiter
-from service.observability import install_observability
-from service.openapi import openapi_schema
-from service.problems import install_problem_handlers
-from service.schemas import GradientsBatchRequest, GradientsRequest, ProblemMatrices
+from service.api.openapi import openapi_schema
+from service.api.routes.gradients import lane_router, router
+from service.api.routes.grading import router as grade_router
+from service.api.schemas import GradientsBatchRequest, GradientsRequest, ProblemMatrices
+from service.ops.auth import ApiKeys, with_security
+from service.ops.limits import BodySizeLimit, ComputeLimiter
+from service.ops.observability import install_observability
 from service.settings import Settings, get_settings
 
 DESCRIPTION = """\

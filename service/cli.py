@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from service.observability import logging_config
+from service.ops.observability import logging_config
 from service.settings import get_settings
 
 STARTUP_FAILURE = 3

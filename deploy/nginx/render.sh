@@ -1,12 +1,12 @@
 #!/bin/sh
 # Renders gradserve.conf.template into nginx's configuration, then runs the given command.
 # docker-compose.yml starts the official nginx image with `sh render.sh nginx -g 'daemon off;'`
-# and these variables (tests/test_deploy.py runs it with the same ones):
+# and these variables (tests/system/test_deploy.py runs it with the same ones):
 #
 # NGINX_TEMPLATE   the template, deploy/nginx/gradserve.conf.template mounted in the container
 # NGINX_CONF       the configuration written, in nginx's conf.d
 # NGINX_UPSTREAMS  the gradserve replicas, "host:port" separated by spaces: each becomes one
-#                  `server host:port;` line of the upstream block, as tests/proxy.py renders it
+#                  `server host:port;` line of the upstream block, as tests/support/proxy.py renders it
 # NGINX_LISTEN     what nginx listens on, such as 80
 set -eu
 

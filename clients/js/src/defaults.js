@@ -1,7 +1,7 @@
 /**
  * Every default of the client, in one place.
  *
- * The gradients options mirror the server's own defaults (`service/schemas.py`, `Options`), so
+ * The gradients options mirror the server's own defaults (`service/api/schemas.py`, `Options`), so
  * the client sends an option only when it differs from them.
  */
 

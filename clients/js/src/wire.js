@@ -1,5 +1,5 @@
 /**
- * The body of POST /v1/gradients, in the wire format of `service/schemas.py`:
+ * The body of POST /v1/gradients, in the wire format of `service/api/schemas.py`:
  *
  *     { X: N x D_in, Y: N x D_out, W1: D_in x H, W2: H x D_out,
  *       options?: { dtype?: "float64" | "float32", return_forward?: boolean } }

@@ -11,7 +11,7 @@ import { promisify } from "node:util";
 import { ClientError, ConnectError, GradserveClient, ValidationError } from "../src/index.js";
 import { freePort, startServer } from "../testing/server.js";
 
-// The worked example of service/examples.py: its request, its answer, and its shape mismatch.
+// The worked example of service/api/examples.py: its request, its answer, and its shape mismatch.
 const REQUEST = {
   X: [
     [1, 2],

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from gradserve_client import AsyncClient, Client, GradientsResult
 
-from tests.server import Server, running_server
+from tests.support.server import Server, running_server
 
 Connect = Callable[..., AbstractAsyncContextManager[Any]]
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from gradserve_client import GradientsResult, GradserveConnectError, RetryPolicy
 
-from tests.generate import random_problem
-from tests.oracle import reference
-from tests.server import KillingTransport
+from tests.support.generate import random_problem
+from tests.support.oracle import reference
+from tests.support.server import KillingTransport
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from gradserve_client import __version__
 
-from service import examples
+from service.api import examples
 
 pytestmark = pytest.mark.anyio
 

@@ -18,7 +18,7 @@ from gradserve_client import (
     ValidationError,
 )
 
-from service import examples
+from service.api import examples
 
 GRADIENT_KEYS = ["Y_pred", "W2", "H_relu", "H", "W1"]
 

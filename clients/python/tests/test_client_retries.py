@@ -21,7 +21,7 @@ from gradserve_client import (
 )
 from gradserve_client._retry import retry_delay
 
-from service import examples
+from service.api import examples
 
 URL = "http://gradserve.test"
 FAST = RetryPolicy(max_attempts=3, base_delay=0.001, max_delay=0.01)

@@ -18,7 +18,7 @@ from gradserve_client._config import BINARY_MIN_ENTRIES
 from gradserve_client._safetensors import MAX_HEADER_BYTES, decode, encode
 from safetensors import safe_open
 
-from service import examples
+from service.api import examples
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ import safetensors.numpy
 from gradserve_client import Client, ValidationError
 from gradserve_client._config import BINARY_MIN_ENTRIES
 
-from service import examples
+from service.api import examples
 
 pytestmark = pytest.mark.anyio
 

@@ -1,0 +1,497 @@
+"""The JSON contract of `/v1/problems`, `/v1/grade` and `/v1/grade/batch`.
+
+Problems are given inline (the four matrices of `/v1/gradients`) or by the `problem_id` that
+`/v1/problems` issued. A submission holds the loss and any subset of the five gradients, keyed as
+in `/v1/gradients`; its arrays may have any shape (a wrong shape is a grade, not an error), may be
+1-D (flattened), and may hold NaN or Infinity (graded as wrong entries).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Self
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    PrivateAttr,
+    StrictBool,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from service.api.errors import Problem
+from service.api.openapi import REF_TEMPLATE
+from service.api.schemas import Matrix, ProblemMatrices
+from service.core.workload import NOTHING, Workload, network_workload
+from service.grading import generator
+
+MAX_PROBLEM_DIM = 64
+"""The largest N, D_in, H or D_out `/v1/problems` generates."""
+
+CANDIDATE_COMPARISONS = 40
+"""Floating-point operations per submitted entry: the comparisons with the answer and the slips."""
+
+JS_SAFE_INTEGER = 2**53 - 1
+
+MAX_SEED_LENGTH = 200
+
+
+def _integral(value: Any) -> Any:
+    """A JSON number without a fractional part (39.0, 1e2) as the integer it is: JSON Schema's
+    "integer" admits it, and JavaScript cannot tell 39.0 from 39."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Integral = BeforeValidator(_integral)
+"""With `strict=True`: an integer, written 39, 39.0 or 3.9e1; never "39", true or 39.5."""
+
+
+def _seed(value: Any) -> int | str:
+    """An integer within ±(2**53 - 1) (so JavaScript holds it exactly), or a non-empty string."""
+    value = _integral(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > JS_SAFE_INTEGER:
+            raise PydanticCustomError("seed_range", "an integer seed must lie within ±(2**53 - 1)")
+        return value
+    if isinstance(value, str):
+        if not 1 <= len(value) <= MAX_SEED_LENGTH:
+            raise PydanticCustomError(
+                "seed_length", f"a string seed has 1 to {MAX_SEED_LENGTH} characters"
+            )
+        return value
+    raise PydanticCustomError("seed_type", "the seed must be an integer or a string")
+
+
+Seed = Annotated[
+    int | str,
+    PlainValidator(_seed),
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {"type": "integer", "minimum": -JS_SAFE_INTEGER, "maximum": JS_SAFE_INTEGER},
+                {"type": "string", "minLength": 1, "maxLength": MAX_SEED_LENGTH},
+            ],
+            "description": "An integer within ±(2**53 - 1), or a string such as a student id.",
+        }
+    ),
+]
+Dim = Annotated[int, Field(strict=True, ge=1, le=MAX_PROBLEM_DIM), Integral]
+
+
+class ProblemShape(BaseModel):
+    """X is N x D_in, W1 D_in x H, W2 H x D_out, Y N x D_out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    N: Dim
+    D_in: Dim
+    H: Dim
+    D_out: Dim
+
+
+class ProblemSpec(BaseModel):
+    """What to generate. The same seed and spec give the same matrices everywhere, always."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: Seed
+    shape: ProblemShape
+    values: generator.ValueStyle = Field(
+        default="integers",
+        description="integers: whole numbers in [-max_abs, max_abs], for hand computation; "
+        "quarters: multiples of 0.25 in [-max_abs, max_abs], short decimals held exactly; "
+        "normal: approximately normal floats times scale.",
+    )
+    max_abs: Annotated[int, Integral] = Field(
+        default=3, strict=True, ge=1, le=1000, description="For integers, quarters."
+    )
+    scale: float = Field(
+        default=1.0, strict=True, gt=0, le=1e100, allow_inf_nan=False, description="For normal."
+    )
+    zeros_in_H: generator.ZerosInH = Field(
+        default="avoid",
+        description="avoid: no entry of H = X W1 is 0, so the ReLU convention cannot decide a "
+        "grade; require: at least one exact 0 (integers and quarters only), to test it; "
+        "allow: either.",
+    )
+
+    def workload(self) -> Workload:
+        """Generating the problem: drawing its entries and computing H = X W1."""
+        shape = self.shape
+        return network_workload(shape.N, shape.D_in, shape.H, shape.D_out)
+
+    def to_generator(self) -> generator.Spec:
+        return generator.Spec(
+            **self.shape.model_dump(),
+            values=self.values,
+            max_abs=self.max_abs,
+            scale=self.scale,
+            zeros_in_H=self.zeros_in_H,
+        )
+
+    @classmethod
+    def from_generator(cls, seed: generator.Seed, spec: dict[str, Any]) -> ProblemSpec:
+        """The spec of a decoded problem id; raises ValidationError when it is not one we issue."""
+        shape = {key: spec.pop(key, None) for key in ("N", "D_in", "H", "D_out")}
+        return cls.model_validate({"seed": seed, "shape": shape, **spec})
+
+
+class GeneratedProblem(BaseModel):
+    """A problem instance, and the id from which the service regenerates it."""
+
+    problem_id: str = Field(description="Pass it to /v1/grade instead of the matrices.")
+    spec: ProblemSpec
+    X: Matrix
+    Y: Matrix
+    W1: Matrix
+    W2: Matrix
+
+
+class ProblemRef(BaseModel):
+    """A problem by the id `/v1/problems` gave it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    problem_id: str = Field(max_length=4096, description="As issued by /v1/problems.")
+    _spec: ProblemSpec = PrivateAttr()
+
+    @model_validator(mode="after")
+    def decodes(self) -> Self:
+        """The id must decode to a seed and a spec that /v1/problems accepts."""
+        try:
+            seed, spec = generator.decode_problem_id(self.problem_id)
+            self._spec = ProblemSpec.from_generator(seed, spec)
+        except (generator.ProblemIdError, ValidationError) as error:
+            message = (
+                str(error)
+                if isinstance(error, generator.ProblemIdError)
+                else ("the problem id is damaged: its spec is not one this service issues")
+            )
+            raise ValidationError.from_exception_data(
+                "ProblemRef",
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("problem_id", message),
+                        loc=("problem_id",),
+                        input=None,
+                    )
+                ],
+            ) from None
+        return self
+
+    @property
+    def spec(self) -> ProblemSpec:
+        return self._spec
+
+    def workload(self) -> Workload:
+        return self._spec.workload()
+
+
+def _problem_input(value: Any) -> ProblemMatrices | ProblemRef:
+    model: type[ProblemMatrices | ProblemRef] = (
+        ProblemRef if isinstance(value, dict) and "problem_id" in value else ProblemMatrices
+    )
+    return model.model_validate(value)
+
+
+def grading_workload(problem: ProblemMatrices | ProblemRef) -> Workload:
+    """The reference pass and the mistaken answers computed from it: about two passes."""
+    one_pass = problem.workload()
+    return Workload(one_pass.input_elements, one_pass.largest_intermediate, 2 * one_pass.flops)
+
+
+ProblemInput = Annotated[
+    ProblemMatrices | ProblemRef,
+    PlainValidator(_problem_input),
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {"$ref": REF_TEMPLATE.format(model="ProblemMatrices")},
+                {"$ref": REF_TEMPLATE.format(model="ProblemRef")},
+            ]
+        }
+    ),
+]
+"""A problem: its four matrices, or `{"problem_id": ...}`."""
+
+SubmittedNumber = Annotated[float, Field(strict=True)]
+_ROWS = TypeAdapter(list[Annotated[list[SubmittedNumber], Field(min_length=1)]])
+_FLAT = TypeAdapter(Annotated[list[SubmittedNumber], Field(min_length=1)])
+
+
+def _submitted_array(value: Any) -> NDArray[np.float64]:
+    """A 2-D array of rows of equal length, or a 1-D (flattened) array, of numbers."""
+    if isinstance(value, list) and value and all(isinstance(row, list) for row in value):
+        rows = _ROWS.validate_python(value)
+        if any(len(row) != len(rows[0]) for row in rows):
+            raise PydanticCustomError(
+                "ragged_matrix", "every row of a submitted matrix must have the same length"
+            )
+        return np.array(rows, dtype=np.float64)
+    return np.array(_FLAT.validate_python(value), dtype=np.float64)
+
+
+SubmittedArray = Annotated[
+    NDArray[np.float64],
+    PlainValidator(_submitted_array),
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {
+                    "type": "array",
+                    "items": {"type": "array", "items": {"type": "number"}, "minItems": 1},
+                    "minItems": 1,
+                },
+                {"type": "array", "items": {"type": "number"}, "minItems": 1},
+            ],
+            "description": "A matrix as rows, or flattened; any shape (a wrong one is graded).",
+        }
+    ),
+]
+
+
+class SubmittedGradients(BaseModel):
+    """Any subset of the five gradients, keyed as in /v1/gradients."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    Y_pred: SubmittedArray | None = None
+    W2: SubmittedArray | None = None
+    H_relu: SubmittedArray | None = None
+    H: SubmittedArray | None = None
+    W1: SubmittedArray | None = None
+
+
+class Submission(BaseModel):
+    """A student's loss and gradients; what is absent is graded ``missing``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    loss: SubmittedNumber | None = None
+    gradients: SubmittedGradients = Field(default_factory=SubmittedGradients)
+
+    def workload(self) -> Workload:
+        """Comparing each submitted entry with the answer and with each candidate slip."""
+        sizes = [array.size for array in self.arrays().values()]
+        return Workload(sum(sizes), max(sizes, default=0), CANDIDATE_COMPARISONS * sum(sizes))
+
+    def arrays(self) -> dict[str, NDArray[np.float64]]:
+        """Quantity name -> submitted array (the loss as a 0-d array), for what was submitted."""
+        submitted = {
+            name: value for name, value in self.gradients.model_dump().items() if value is not None
+        }
+        if self.loss is not None:
+            submitted["loss"] = np.asarray(self.loss, dtype=np.float64)
+        return submitted
+
+
+Weight = Annotated[float, Field(strict=True, ge=0, le=1e6, allow_inf_nan=False)]
+
+
+class Weights(BaseModel):
+    """Points per quantity; 0 leaves a quantity out of the grade."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    loss: Weight = 1.0
+    Y_pred: Weight = 1.0
+    W2: Weight = 1.0
+    H_relu: Weight = 1.0
+    H: Weight = 1.0
+    W1: Weight = 1.0
+
+
+class ToleranceSpec(BaseModel):
+    """|a - b| <= atol + rtol * max(|a|, |b|), atol = atol_factor * max |reference entry|."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rtol: float = Field(default=1e-6, strict=True, ge=0, le=1, allow_inf_nan=False)
+    atol_factor: float = Field(default=1e-9, strict=True, ge=0, le=1, allow_inf_nan=False)
+
+
+class GradingOptions(BaseModel):
+    """How to grade: tolerance, weights, follow-through credit, and whether to reveal answers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tolerance: ToleranceSpec = Field(default_factory=ToleranceSpec)
+    weights: Weights = Field(default_factory=Weights)
+    follow_through_credit: float = Field(
+        default=0.5,
+        strict=True,
+        ge=0,
+        le=1,
+        description="Share of a quantity's weight earned when it is wrong only because an "
+        "upstream quantity the student submitted was wrong.",
+    )
+    reveal: StrictBool = Field(
+        default=False,
+        description="Include the reference answers; refused (403) unless the deployment "
+        "allows it (GRADSERVE_ALLOW_REVEAL).",
+    )
+
+
+class GradeRequest(GradingOptions):
+    """One submission against one problem."""
+
+    problem: ProblemInput
+    submission: Submission
+
+    def workload(self) -> Workload:
+        return grading_workload(self.problem) + self.submission.workload()
+
+
+class GradeBatchItem(BaseModel):
+    """One submission; its problem, or the batch's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    problem: ProblemInput | None = None
+    submission: Submission
+
+
+class GradeBatchRequest(GradingOptions):
+    """Many submissions, against one problem or many."""
+
+    problem: ProblemInput | None = Field(default=None, description="For items without their own.")
+    items: list[GradeBatchItem] = Field(min_length=1, max_length=10_000)
+
+    def workload(self) -> Workload:
+        """Each distinct problem's reference once, and every submission."""
+        own = [grading_workload(item.problem) for item in self.items if item.problem is not None]
+        shared = [grading_workload(self.problem)] if self.problem is not None else []
+        submissions = [item.submission.workload() for item in self.items]
+        return sum([*own, *shared, *submissions], NOTHING)
+
+    @model_validator(mode="after")
+    def every_item_has_a_problem(self) -> Self:
+        if self.problem is not None:
+            return self
+        errors = [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "missing_problem",
+                    "items[{index}] has no problem, and the batch has none",
+                    {"index": index},
+                ),
+                loc=("items", index, "problem"),
+                input=None,
+            )
+            for index, item in enumerate(self.items)
+            if item.problem is None
+        ]
+        if errors:
+            raise ValidationError.from_exception_data("GradeBatchRequest", errors)
+        return self
+
+
+Status = Literal["correct", "incorrect", "wrong_shape", "missing"]
+
+
+class DiagnosisOut(BaseModel):
+    """A recognised slip: a stable code, a message, and for a scaling its factor."""
+
+    code: str
+    message: str
+    factor: float | None = None
+
+
+class QuantityGradeOut(BaseModel):
+    """The grade of one quantity."""
+
+    status: Status
+    score: float
+    max_score: float
+    message: str
+    expected_shape: list[int]
+    received_shape: list[int] | None = None
+    max_abs_error: float | None = Field(default=None, description="max |a - b|, if finite.")
+    max_rel_error: float | None = Field(
+        default=None, description="max |a - b| / max(|a|, |b|), if finite."
+    )
+    wrong_count: int | None = None
+    wrong_indices: list[list[int]] | None = Field(default=None, description="The first few.")
+    non_finite_count: int | None = None
+    diagnoses: list[DiagnosisOut] = Field(default_factory=list)
+    follows_from: str | None = None
+
+
+class AppliedTolerance(ToleranceSpec):
+    """The tolerance a grade applied, and its rule in words."""
+
+    rule: str = "|a - b| <= atol + rtol * max(|a|, |b|), atol = atol_factor * max |reference entry|"
+
+
+class ReferenceAnswers(BaseModel):
+    """The right answers, present only when revealed."""
+
+    loss: float
+    gradients: dict[str, Matrix]
+
+
+class GradeOut(BaseModel):
+    """A grade: overall score, and per quantity its status, errors and diagnoses."""
+
+    score: float
+    max_score: float
+    quantities: dict[str, QuantityGradeOut]
+    tolerance: AppliedTolerance
+    follow_through_credit: float
+    language: Literal["en", "zh"]
+    problem_id: str | None = None
+    reference: ReferenceAnswers | None = None
+
+
+class GradeBatchOut(BaseModel):
+    """Grades in input order (a problem details object where an item could not be graded), and
+    class-wide counts of each diagnosis code and of each status per quantity."""
+
+    results: list[GradeOut | Problem]
+    diagnosis_counts: dict[str, int]
+    status_counts: dict[str, dict[str, int]]
+
+
+class GradescopeTest(BaseModel):
+    """One quantity as a Gradescope test."""
+
+    name: str
+    score: float
+    max_score: float
+    status: Literal["passed", "failed"]
+    output: str
+
+
+class GradescopeResult(BaseModel):
+    """A grade as Gradescope's results.json (``?format=gradescope``)."""
+
+    score: float
+    output: str
+    tests: list[GradescopeTest]
+
+
+class PrairieLearnTest(BaseModel):
+    """One quantity as a PrairieLearn test."""
+
+    name: str
+    points: float
+    max_points: float
+    message: str
+    output: str
+
+
+class PrairieLearnResult(BaseModel):
+    """A grade as a PrairieLearn external-grader result (``?format=prairielearn``)."""
+
+    gradable: Literal[True]
+    score: float = Field(ge=0, le=1)
+    message: str
+    tests: list[PrairieLearnTest]

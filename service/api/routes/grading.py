@@ -1,0 +1,231 @@
+"""The grading endpoints: generate a problem, grade one submission, grade many."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+
+from service.api import examples
+from service.api.body import json_body
+from service.api.errors import Problem, generation_problem, non_finite_problem
+from service.api.grading_schemas import (
+    GeneratedProblem,
+    GradeBatchOut,
+    GradeBatchRequest,
+    GradeOut,
+    GradeRequest,
+    GradingOptions,
+    ProblemRef,
+    ProblemSpec,
+    Submission,
+)
+from service.api.openapi import REF_TEMPLATE, json_request_body, problem_responses
+from service.api.reports import grade_out, gradescope, prairielearn
+from service.api.schemas import ProblemMatrices
+from service.core.network import NonFiniteResultError
+from service.grading import generator
+from service.grading.grader import Grade, Reference, Tolerance, grade
+from service.grading.messages import Language, language
+from service.ops.auth import caller_role
+from service.ops.metrics import timed_compute
+from service.settings import Role, Settings
+
+router = APIRouter(prefix="/v1", tags=["grading"])
+
+Format = Literal["json", "gradescope", "prairielearn"]
+
+BODY_PROBLEMS = {status: examples.PROBLEMS[status] for status in (400, 408, 413, 415, 503)}
+GRADE_PROBLEMS = {**BODY_PROBLEMS, 403: examples.REVEAL_REFUSED, 422: examples.DAMAGED_PROBLEM_ID}
+
+
+def app_settings(request: Request) -> Settings:
+    """The settings the app was created with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def accept_language(accept_language: Annotated[str | None, Header()] = None) -> Language:
+    """``zh`` for Chinese messages (Accept-Language: zh), else ``en``."""
+    return language(accept_language)
+
+
+@router.post(
+    "/problems",
+    summary="A problem instance generated from a seed",
+    response_model=GeneratedProblem,
+    openapi_extra=json_request_body(ProblemSpec, examples.PROBLEM_SPEC),
+    responses={
+        200: {"content": {"application/json": {"example": examples.PROBLEM}}},
+        **problem_responses({**BODY_PROBLEMS, 422: examples.GENERATION_FAILED}),
+    },
+)
+def post_problem(
+    spec: Annotated[ProblemSpec, Depends(json_body(ProblemSpec))],
+) -> GeneratedProblem:
+    """The same seed and spec give the same matrices on every platform and release; the answer's
+    `problem_id` regenerates them in /v1/grade, so no database is needed."""
+    problem = generator.generate(spec.seed, spec.to_generator())
+    return GeneratedProblem(
+        problem_id=problem.problem_id,
+        spec=spec,
+        X=problem.X,
+        Y=problem.Y,
+        W1=problem.W1,
+        W2=problem.W2,
+    )
+
+
+def resolve(problem: ProblemMatrices | ProblemRef) -> tuple[Reference, str | None]:
+    """The reference answers of an inline problem or of a problem id (regenerated)."""
+    if isinstance(problem, ProblemRef):
+        spec = problem.spec
+        generated = generator.generate(spec.seed, spec.to_generator())
+        reference = Reference.of(generated.X, generated.Y, generated.W1, generated.W2)
+        return reference, problem.problem_id
+    return Reference.of(problem.X, problem.Y, problem.W1, problem.W2), None
+
+
+def grade_with(options: GradingOptions, reference: Reference, submission: Submission) -> Grade:
+    return grade(
+        reference,
+        submission.arrays(),
+        Tolerance(rtol=options.tolerance.rtol, atol_factor=options.tolerance.atol_factor),
+        options.weights.model_dump(),
+        options.follow_through_credit,
+    )
+
+
+def check_reveal(options: GradingOptions, settings: Settings, role: Role | None) -> None:
+    """Revealing reference answers needs the deployment's consent and, where API keys are
+    configured, an instructor's key; a 403 otherwise, saying which is missing."""
+    if not options.reveal:
+        return
+    missing = []
+    if not settings.allow_reveal:
+        missing.append(
+            "This deployment does not reveal reference answers (GRADSERVE_ALLOW_REVEAL)."
+        )
+    if settings.api_keys and role != "instructor":
+        missing.append(f"Only an instructor's API key may see reference answers, not a {role} key.")
+    if missing:
+        raise HTTPException(status_code=403, detail=" ".join(missing))
+
+
+@router.post(
+    "/grade",
+    summary="Grade one submission: status, errors and diagnoses per quantity",
+    response_model=None,
+    openapi_extra=json_request_body(GradeRequest, examples.GRADE_REQUEST),
+    responses={
+        200: {
+            "description": "The grade; with ?format=gradescope or ?format=prairielearn, that "
+            "autograder's result format instead.",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "anyOf": [
+                            {"$ref": REF_TEMPLATE.format(model=model)}
+                            for model in ("GradeOut", "GradescopeResult", "PrairieLearnResult")
+                        ]
+                    },
+                    "example": examples.GRADE_RESPONSE,
+                }
+            },
+        },
+        **problem_responses(GRADE_PROBLEMS),
+    },
+)
+def post_grade(
+    request: Annotated[GradeRequest, Depends(json_body(GradeRequest))],
+    settings: Annotated[Settings, Depends(app_settings)],
+    lang: Annotated[Language, Depends(accept_language)],
+    role: Annotated[Role | None, Depends(caller_role)],
+    format: Annotated[Format, Query(description="json, or an autograder's format.")] = "json",
+) -> JSONResponse:
+    """Shape before values; then each entry within |a - b| <= atol + rtol * max(|a|, |b|).
+    Messages in Chinese with Accept-Language: zh."""
+    check_reveal(request, settings, role)
+    with timed_compute("grade"):
+        reference, problem_id = resolve(request.problem)
+        graded = grade_out(
+            grade_with(request, reference, request.submission),
+            lang,
+            problem_id,
+            reference if request.reveal else None,
+        )
+    renderers = {"json": json_grade, "gradescope": gradescope, "prairielearn": prairielearn}
+    return JSONResponse(renderers[format](graded))
+
+
+def json_grade(graded: GradeOut) -> dict[str, Any]:
+    return graded.model_dump(mode="json", exclude_none=True)
+
+
+@router.post(
+    "/grade/batch",
+    summary="Grade many submissions, with class-wide counts of each diagnosis",
+    response_model=GradeBatchOut,
+    response_model_exclude_none=True,
+    openapi_extra=json_request_body(GradeBatchRequest, examples.GRADE_BATCH_REQUEST),
+    responses={
+        200: {"content": {"application/json": {"example": examples.GRADE_BATCH_RESPONSE}}},
+        **problem_responses(GRADE_PROBLEMS),
+    },
+)
+def post_grade_batch(
+    request: Annotated[GradeBatchRequest, Depends(json_body(GradeBatchRequest))],
+    settings: Annotated[Settings, Depends(app_settings)],
+    lang: Annotated[Language, Depends(accept_language)],
+    role: Annotated[Role | None, Depends(caller_role)],
+) -> GradeBatchOut:
+    """Results in input order; an item whose problem cannot be graded gets a problem details
+    object of its own, and the others are graded all the same."""
+    check_reveal(request, settings, role)
+    references: dict[int, tuple[Reference, str | None] | Problem] = {}
+    results: list[GradeOut | Problem] = []
+    with timed_compute("grade_batch"):
+        for item in request.items:
+            problem = item.problem or request.problem
+            assert problem is not None  # the schema checks every item has one
+            if id(problem) not in references:
+                references[id(problem)] = reference_or_problem(problem)
+            resolved = references[id(problem)]
+            if isinstance(resolved, Problem):
+                results.append(resolved)
+                continue
+            reference, problem_id = resolved
+            graded = grade_with(request, reference, item.submission)
+            results.append(
+                grade_out(graded, lang, problem_id, reference if request.reveal else None)
+            )
+    return GradeBatchOut(results=results, **class_counts(results))
+
+
+def reference_or_problem(
+    problem: ProblemMatrices | ProblemRef,
+) -> tuple[Reference, str | None] | Problem:
+    """The reference, or, for a batch item, the problem details of why there is none."""
+    try:
+        return resolve(problem)
+    except NonFiniteResultError as error:
+        return non_finite_problem(error)
+    except generator.GenerationError as error:
+        return generation_problem(error)
+
+
+def class_counts(results: list[GradeOut | Problem]) -> dict[str, Any]:
+    """How often each diagnosis code occurred, and each status per quantity, over the batch."""
+    diagnoses: Counter[str] = Counter()
+    statuses: dict[str, Counter[str]] = {}
+    for result in results:
+        if isinstance(result, GradeOut):
+            for name, quantity in result.quantities.items():
+                statuses.setdefault(name, Counter())[quantity.status] += 1
+                diagnoses.update(d.code for d in quantity.diagnoses)
+    return {
+        "diagnosis_counts": dict(sorted(diagnoses.items())),
+        "status_counts": {name: dict(counts) for name, counts in statuses.items()},
+    }

@@ -1,0 +1,298 @@
+"""The JSON contract of `/v1/gradients`, declared once: one matrix type, a request and a response.
+
+A matrix travels as a JSON array of rows, each row an array of numbers. Entries are validated by
+pydantic-core in Rust (strict, finite floats; JSON integers are accepted since JavaScript writes
+``1`` for 1.0) and the rows become one NumPy array, so a 1000 x 1000 matrix validates in about the
+time NumPy takes to convert it. Shape rules between the four matrices live in one model validator
+whose errors point at the field at fault and name both fields and their shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Self
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetPydanticSchema,
+    PrivateAttr,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
+
+from service.api.errors import Problem
+from service.core.workload import NOTHING, Workload, network_workload
+
+FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+"""A JSON number that fits float64: no strings, booleans, nulls, NaN, Infinity or 1e400."""
+
+Rows = Annotated[
+    list[Annotated[list[FiniteNumber], Field(min_length=1)]],
+    Field(min_length=1),
+]
+"""A non-empty array of non-empty rows of numbers; `rows_to_array` checks they are of one length."""
+
+DType = Literal["float64", "float32"]
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def rows_to_array(rows: list[list[float]], info: ValidationInfo) -> NDArray[np.float64]:
+    """Check that every row has the length of the first, then make one (rows, columns) array."""
+    width = len(rows[0])
+    ragged = [
+        InitErrorDetails(
+            type=PydanticCustomError(
+                "ragged_matrix",
+                "{field}[{row}] has length {got} but {field}[0] has length {width}; "
+                "every row of a matrix must have the same length",
+                {"field": info.field_name, "row": index, "got": len(row), "width": width},
+            ),
+            loc=(index,),
+            input=None,
+        )
+        for index, row in enumerate(rows)
+        if len(row) != width
+    ]
+    if ragged:
+        raise ValidationError.from_exception_data("Matrix", ragged)
+    return np.array(rows, dtype=np.float64)
+
+
+def _matrix_schema(_source: Any, handler: Any) -> core_schema.CoreSchema:
+    return core_schema.with_info_after_validator_function(
+        rows_to_array,
+        handler.generate_schema(Rows),
+        serialization=core_schema.plain_serializer_function_ser_schema(
+            np.ndarray.tolist, return_schema=handler.generate_schema(list[list[float]])
+        ),
+    )
+
+
+Matrix = Annotated[NDArray[np.floating], GetPydanticSchema(_matrix_schema)]
+"""A 2-D array that travels in JSON as an array of rows of numbers."""
+
+
+class Options(BaseModel):
+    """How to compute and what to return besides the loss and the gradients."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dtype: DType = Field(
+        default="float64",
+        description="Floating-point type of the whole computation. float32 inputs must lie "
+        "within float32's range (about ±3.4e38).",
+    )
+    return_forward: StrictBool = Field(
+        default=False, description="Also return the forward pass: H, H_relu and Y_pred."
+    )
+
+
+class ProblemMatrices(BaseModel):
+    """The four matrices of one problem, whose shapes agree."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    X: Matrix = Field(description="Inputs, N x D_in.")
+    Y: Matrix = Field(description="Targets, N x D_out.")
+    W1: Matrix = Field(description="First-layer weights, D_in x H.")
+    W2: Matrix = Field(description="Second-layer weights, H x D_out.")
+
+    def workload(self) -> Workload:
+        """One forward and backward pass at these shapes."""
+        (N, D_in), (H, D_out) = self.X.shape, self.W2.shape
+        return network_workload(N, D_in, H, D_out)
+
+    @model_validator(mode="after")
+    def shapes_agree(self) -> Self:
+        """X: N x D_in, W1: D_in x H, W2: H x D_out, Y: N x D_out."""
+        errors = shape_errors(self.X.shape, self.Y.shape, self.W1.shape, self.W2.shape)
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
+
+
+class GradientsRequest(ProblemMatrices):
+    """The four matrices of one problem, and options."""
+
+    options: Options = Field(default_factory=Options)
+
+    @model_validator(mode="after")
+    def entries_fit_dtype(self) -> Self:
+        """With float32, every entry must lie within float32's range."""
+        matrices = {"X": self.X, "Y": self.Y, "W1": self.W1, "W2": self.W2}
+        errors = dtype_range_errors(matrices, self.options.dtype)
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
+
+
+def shape_errors(
+    X: tuple[int, ...], Y: tuple[int, ...], W1: tuple[int, ...], W2: tuple[int, ...]
+) -> list[InitErrorDetails]:
+    """One error per disagreement between the shapes of X (N x D_in), Y (N x D_out),
+    W1 (D_in x H) and W2 (H x D_out), at the field at fault, naming both fields and all four
+    shapes; shared by the JSON and the safetensors readers (`service.api.safetensors_codec`)."""
+    rules = [
+        ("W1", X[1] == W1[0], f"X has {_columns(X)} but W1 has {_rows(W1)}"),
+        ("W2", W1[1] == W2[0], f"W1 has {_columns(W1)} but W2 has {_rows(W2)}"),
+        ("Y", Y[0] == X[0], f"X has {_rows(X)} but Y has {_rows(Y)}"),
+        ("Y", Y[1] == W2[1], f"W2 has {_columns(W2)} but Y has {_columns(Y)}"),
+    ]
+    shapes = f"(shapes: X {_shape(X)}, Y {_shape(Y)}, W1 {_shape(W1)}, W2 {_shape(W2)})"
+    return [
+        _error(field, "shape_mismatch", f"{message} {shapes}")
+        for field, agrees, message in rules
+        if not agrees
+    ]
+
+
+def dtype_range_errors(
+    matrices: dict[str, NDArray[np.floating]], dtype: DType
+) -> list[InitErrorDetails]:
+    """With dtype float32, one error per matrix (keyed by field name) holding entries beyond
+    float32's range, counting them and locating the first in row-major order; shared by the
+    JSON and the safetensors readers. Allocates booleans only, never a list of indices."""
+    if dtype != "float32":
+        return []
+    errors = []
+    for field, matrix in matrices.items():
+        outside = (matrix > FLOAT32_MAX) | (matrix < -FLOAT32_MAX)
+        count = int(np.count_nonzero(outside))
+        if count:
+            row, column = (int(i) for i in np.unravel_index(np.argmax(outside), outside.shape))
+            errors.append(
+                _error(
+                    field,
+                    "float32_overflow",
+                    f"{field} has {_entries(count)} outside float32's range "
+                    f"(±{FLOAT32_MAX:.4g}), the first at row {row}, column {column}; "
+                    'use "dtype": "float64"',
+                )
+            )
+    return errors
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return " x ".join(str(n) for n in shape)
+
+
+def _entries(count: int) -> str:
+    return f"{count} entr" + ("y" if count == 1 else "ies")
+
+
+def _rows(shape: tuple[int, ...]) -> str:
+    return f"{shape[0]} row" + ("" if shape[0] == 1 else "s")
+
+
+def _columns(shape: tuple[int, ...]) -> str:
+    return f"{shape[1]} column" + ("" if shape[1] == 1 else "s")
+
+
+def _error(field: str, kind: str, message: str) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError(kind, message), loc=(field,), input=None)
+
+
+class Gradients(BaseModel):
+    """dloss/dK for each quantity K, each with K's shape."""
+
+    Y_pred: Matrix = Field(description="dloss/dY_pred = 2 (Y_pred - Y), N x D_out.")
+    W2: Matrix = Field(description="dloss/dW2 = H_relu^T dloss/dY_pred, H x D_out.")
+    H_relu: Matrix = Field(description="dloss/dH_relu = dloss/dY_pred W2^T, N x H.")
+    H: Matrix = Field(
+        description="dloss/dH = dloss/dH_relu * [H > 0], N x H; 0 wherever H <= 0, "
+        "including H == 0 exactly."
+    )
+    W1: Matrix = Field(description="dloss/dW1 = X^T dloss/dH, D_in x H.")
+
+
+class ForwardPass(BaseModel):
+    """The forward pass, returned when `options.return_forward` is true."""
+
+    H: Matrix = Field(description="H = X W1, N x H.")
+    H_relu: Matrix = Field(description="H_relu = max(H, 0), N x H.")
+    Y_pred: Matrix = Field(description="Y_pred = H_relu W2, N x D_out.")
+
+
+class Shapes(BaseModel):
+    """The problem's dimensions: X is N x D_in, W1 D_in x H, W2 H x D_out, Y N x D_out."""
+
+    N: int
+    D_in: int
+    H: int
+    D_out: int
+
+
+class GradientsResponse(BaseModel):
+    """The loss, its five gradients, and what they were computed with."""
+
+    loss: float = Field(description="||Y_pred - Y||_F^2, the sum of squared residuals.")
+    gradients: Gradients
+    forward: ForwardPass | None = Field(
+        default=None, description="Present only when `options.return_forward` is true."
+    )
+    dtype: DType = Field(description="The floating-point type the computation ran in.")
+    shapes: Shapes
+
+
+MAX_BATCH_PROBLEMS = 10_000
+"""The most problems one /v1/gradients/batch request may hold."""
+
+
+class GradientsBatchRequest(BaseModel):
+    """Many problems, each validated on its own: one that is invalid gets its own error in the
+    answer, and the others are computed all the same."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    problems: list[Any] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_PROBLEMS,
+        description="Each a /v1/gradients request body (X, Y, W1, W2, options), validated "
+        "alone: a fault in one gives that problem an error of its own.",
+    )
+    _validated: list[GradientsRequest | ValidationError] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="after")
+    def each_problem_validated(self) -> Self:
+        self._validated = [validated_or_error(problem) for problem in self.problems]
+        return self
+
+    @classmethod
+    def of_validated(
+        cls, problems: list[Any], validated: list[GradientsRequest | ValidationError]
+    ) -> GradientsBatchRequest:
+        """The batch of `problems`, already validated one by one (`service.api.json_codec`)."""
+        batch = cls.model_construct(problems=problems)
+        batch._validated = validated
+        return batch
+
+    @property
+    def validated(self) -> list[GradientsRequest | ValidationError]:
+        """Each problem validated, or the error that says why it is not, in order."""
+        return self._validated
+
+    def workload(self) -> Workload:
+        """Every valid problem's forward and backward pass."""
+        valid = [item for item in self._validated if isinstance(item, GradientsRequest)]
+        return sum((item.workload() for item in valid), NOTHING)
+
+
+def validated_or_error(problem: Any) -> GradientsRequest | ValidationError:
+    try:
+        return GradientsRequest.model_validate(problem)
+    except ValidationError as error:
+        return error
+
+
+class GradientsBatchResponse(BaseModel):
+    """One entry per problem, in input order: its answer, or the problem details of its fault
+    (its `errors` point into the batch request, e.g. "/problems/3/W1")."""
+
+    results: list[GradientsResponse | Problem]

@@ -1,0 +1,77 @@
+"""Resource budgets: what a request will cost, checked before anything large is allocated.
+
+A request's `Workload` counts the matrix entries it brings, the entries of the largest array the
+computation allocates (N x H, typically), and the floating-point operations it needs; each is
+compared with its limit in `Settings` using Python integers, which do not overflow. The body
+itself is capped before it is read (`service.ops.limits.BodySizeLimit`), so parsing is bounded too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from service.settings import Settings
+
+
+class BudgetExceededError(Exception):
+    """The request would cost more of `budget` than `limit` allows: `value`."""
+
+    def __init__(self, budget: str, limit: int, value: int) -> None:
+        self.budget = budget
+        self.limit = limit
+        self.value = value
+        super().__init__(f"{budget}: {value} over the limit of {limit}")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What a request costs: entries brought, entries of the largest intermediate, flops."""
+
+    input_elements: int
+    largest_intermediate: int
+    flops: int
+
+    def __add__(self, other: Workload) -> Workload:
+        return Workload(
+            self.input_elements + other.input_elements,
+            max(self.largest_intermediate, other.largest_intermediate),
+            self.flops + other.flops,
+        )
+
+
+NOTHING = Workload(0, 0, 0)
+
+
+def network_workload(N: int, D_in: int, H: int, D_out: int) -> Workload:
+    """One forward and backward pass: X (N, D_in), W1 (D_in, H), W2 (H, D_out), Y (N, D_out).
+
+    Products: X W1 and X^T dH cost 2 N D_in H each; H_relu W2, H_relu^T dY_pred and
+    dY_pred W2^T cost 2 N H D_out each; the elementwise work is O(N H).
+    """
+    return Workload(
+        input_elements=N * D_in + N * D_out + D_in * H + H * D_out,
+        largest_intermediate=max(N * H, N * D_out, D_in * H, H * D_out),
+        flops=4 * N * D_in * H + 6 * N * H * D_out + 8 * N * H,
+    )
+
+
+class Costed(Protocol):
+    """A request model that can say what it will cost."""
+
+    def workload(self) -> Workload: ...
+
+
+def check_budgets(workload: Workload, settings: Settings) -> None:
+    """Raise BudgetExceededError for the first budget the workload goes over."""
+    for budget, limit, value in (
+        ("input_elements", settings.max_input_elements, workload.input_elements),
+        (
+            "intermediate_elements",
+            settings.max_intermediate_elements,
+            workload.largest_intermediate,
+        ),
+        ("flops", settings.max_flops, workload.flops),
+    ):
+        if value > limit:
+            raise BudgetExceededError(budget, limit, value)

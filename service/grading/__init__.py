@@ -1,0 +1,1 @@
+"""Grading, pure NumPy: problems generated from seeds, submissions graded and diagnosed."""

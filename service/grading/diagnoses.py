@@ -1,0 +1,99 @@
+"""The typical backprop slips, each as the wrong answer it produces from the problem's own values.
+
+A diagnosis is found by computing the mistaken answer and comparing the submission with it under
+the grading tolerance (`service.grading.grader`). Every candidate is computed from the reference
+forward and backward pass, so a diagnosis names the slip, not the student's arithmetic.
+
+Codes, stable for clients:
+
+- ``missing_factor_2``: dloss/dY_pred taken as Y_pred - Y, halving every gradient.
+- ``sign_flipped``: the negative of the answer (e.g. Y - Y_pred).
+- ``mean_instead_of_sum``: the loss, or a gradient, divided by N or by N * D_out.
+- ``scaled``: off by another constant factor, reported as `factor`.
+- ``transposed``: the transpose of the answer.
+- ``flattened``: the answer's entries as a 1-D array.
+- ``used_H_instead_of_H_relu``: dloss/dW2 computed as H^T dloss/dY_pred.
+- ``missing_relu_mask``: dloss/dH (or dloss/dW1) without the ReLU mask: dloss/dH_relu passed
+  through everywhere.
+- ``relu_mask_includes_zero``: the mask [H >= 0], passing gradient where H == 0.
+- ``operands_swapped``: a product with its operands in the other order, e.g. W2 dloss/dY_pred^T
+  for dloss/dH_relu = dloss/dY_pred W2^T; it is the transpose of the answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from service.core.network import Result
+
+Array = NDArray[np.floating]
+
+CODES = (
+    "missing_factor_2",
+    "sign_flipped",
+    "mean_instead_of_sum",
+    "scaled",
+    "transposed",
+    "flattened",
+    "used_H_instead_of_H_relu",
+    "missing_relu_mask",
+    "relu_mask_includes_zero",
+    "operands_swapped",
+)
+
+PRODUCTS = {"W2", "H_relu", "W1"}
+"""The gradients that are matrix products: a swap of their operands is their transpose."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A mistaken answer: the slip's code, the value it produces, and, for a scaling, the factor."""
+
+    code: str
+    value: Array
+    factor: float | None = None
+
+
+@np.errstate(over="ignore", invalid="ignore")  # huge entries give inf candidates, not 500s
+def candidates(name: str, reference: Array, X: Array, result: Result) -> list[Candidate]:
+    """The mistaken answers for quantity `name` ("loss" or a gradient key) of this problem.
+
+    `reference` is the right answer (a 0-d array for the loss); `result` the reference pass with
+    its forward intermediates. Shapes: X (N, D_in); see `service.core.network`.
+    """
+    assert result.forward is not None
+    N, D_out = result.gradients["Y_pred"].shape
+    found = [
+        Candidate("sign_flipped", -reference, -1.0),
+        Candidate("mean_instead_of_sum", reference / N, 1 / N),
+        Candidate("mean_instead_of_sum", reference / (N * D_out), 1 / (N * D_out)),
+    ]
+    if name != "loss":
+        found.append(Candidate("missing_factor_2", reference / 2, 0.5))
+    if reference.ndim == 2:
+        found.append(Candidate("transposed", reference.T))
+        if name in PRODUCTS:
+            found.append(Candidate("operands_swapped", reference.T))
+        found += [
+            Candidate("flattened", reference.ravel()),
+            Candidate("flattened", reference.ravel(order="F")),
+        ]
+    H, dH_relu = result.forward.H, result.gradients["H_relu"]
+    unmasked = dH_relu
+    mask_with_zero = dH_relu * (H >= 0)
+    if name == "W2":
+        found.append(Candidate("used_H_instead_of_H_relu", H.T @ result.gradients["Y_pred"]))
+    if name == "H":
+        found += [
+            Candidate("missing_relu_mask", unmasked),
+            Candidate("relu_mask_includes_zero", mask_with_zero),
+        ]
+    if name == "W1":
+        found += [
+            Candidate("missing_relu_mask", X.T @ unmasked),
+            Candidate("relu_mask_includes_zero", X.T @ mask_with_zero),
+        ]
+    return found

@@ -1,0 +1,95 @@
+"""What a grade says, in English and in Chinese (the exercise is taught in both).
+
+`language(accept_language)` picks ``en`` or ``zh`` from an Accept-Language header; `say` fills a
+message template. Keys are the grade statuses, ``follows_from``, and the diagnosis codes of
+`service.grading.diagnoses`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Language = Literal["en", "zh"]
+
+LABELS = {
+    "loss": "loss",
+    "Y_pred": "dloss/dY_pred",
+    "W2": "dloss/dW2",
+    "H_relu": "dloss/dH_relu",
+    "H": "dloss/dH",
+    "W1": "dloss/dW1",
+}
+
+MESSAGES: dict[Language, dict[str, str]] = {
+    "en": {
+        "correct": "{quantity} is correct.",
+        "incorrect": "{quantity} is wrong in {wrong} of {total} entries, the first at {index}.",
+        "incorrect_scalar": "{quantity} is wrong.",
+        "wrong_shape": "{quantity} should have shape {expected} but has shape {received}.",
+        "missing": "{quantity} was not submitted.",
+        "follows_from": "It is right for your {upstream}: it is wrong only because {upstream} is "
+        "(partial credit).",
+        "missing_factor_2": "This is half the right answer: dloss/dY_pred = 2 (Y_pred - Y), "
+        "and the factor 2 seems to be missing.",
+        "sign_flipped": "This is the negative of the right answer: check the sign of Y_pred - Y.",
+        "mean_instead_of_sum": "This is the right answer divided by {divisor}: the loss is a sum "
+        "of squares, not a mean.",
+        "scaled": "This is the right answer times {factor}.",
+        "transposed": "This is the transpose of the right answer.",
+        "flattened": "These are the right entries flattened into a 1-D array: submit a matrix "
+        "of shape {expected}.",
+        "used_H_instead_of_H_relu": "This is H^T dloss/dY_pred: dloss/dW2 uses H_relu, the "
+        "ReLU's output, not H.",
+        "missing_relu_mask": "The ReLU's mask is missing: the gradient passes only where H > 0.",
+        "relu_mask_includes_zero": "The mask passes the gradient where H == 0 too; it passes "
+        "only where H > 0.",
+        "operands_swapped": "The operands of the product are swapped: the result is the "
+        "transpose of the right answer.",
+    },
+    "zh": {
+        "correct": "{quantity} 正确。",
+        "incorrect": "{quantity} 有 {wrong}/{total} 个元素错误，第一个位于 {index}。",
+        "incorrect_scalar": "{quantity} 错误。",
+        "wrong_shape": "{quantity} 的形状应为 {expected}，但提交的形状是 {received}。",
+        "missing": "未提交 {quantity}。",
+        "follows_from": "按你提交的 {upstream} 计算，这一项是正确的：错误只来自 {upstream}"
+        "（给予部分分数）。",
+        "missing_factor_2": "这是正确答案的一半：dloss/dY_pred = 2 (Y_pred - Y)，"
+        "似乎漏掉了系数 2。",
+        "sign_flipped": "这是正确答案的相反数：请检查 Y_pred - Y 的符号。",
+        "mean_instead_of_sum": "这是正确答案除以 {divisor}：损失是平方和，不是平均值。",
+        "scaled": "这是正确答案乘以 {factor}。",
+        "transposed": "这是正确答案的转置。",
+        "flattened": "元素正确，但被展平成了一维数组：请提交形状为 {expected} 的矩阵。",
+        "used_H_instead_of_H_relu": "这是 H^T dloss/dY_pred：dloss/dW2 应使用 ReLU 的输出 "
+        "H_relu，而不是 H。",
+        "missing_relu_mask": "缺少 ReLU 的掩码：梯度只在 H > 0 处通过。",
+        "relu_mask_includes_zero": "掩码在 H == 0 处也传递了梯度；梯度只在 H > 0 处通过。",
+        "operands_swapped": "乘积的两个因子顺序颠倒了：结果是正确答案的转置。",
+    },
+}
+
+
+def language(accept_language: str | None) -> Language:
+    """``zh`` when Chinese is preferred (by q-value) over English in the header, else ``en``."""
+    best: tuple[float, Language] = (0.0, "en")
+    for part in (accept_language or "").split(","):
+        tag, _, parameters = part.strip().partition(";")
+        quality = 1.0
+        if parameters.strip().startswith("q="):
+            try:
+                quality = float(parameters.strip()[2:])
+            except ValueError:
+                continue
+        primary = tag.strip().lower().split("-")[0]
+        if primary in ("en", "zh") and quality > best[0]:
+            best = (quality, "zh" if primary == "zh" else "en")
+    return best[1]
+
+
+def say(lang: Language, key: str, **values: object) -> str:
+    """The message `key` in `lang`, with `quantity` and `upstream` given as names (e.g. "W1")."""
+    for name in ("quantity", "upstream"):
+        if name in values:
+            values[name] = LABELS[str(values[name])]
+    return MESSAGES[lang][key].format(**values)

@@ -1,0 +1,1 @@
+"""Operations: API keys, limits, observability and metrics around the API."""

@@ -1,0 +1,247 @@
+"""API keys: who may call what, and how often.
+
+Pure ASGI, reading headers only, never the body. With `GRADSERVE_API_KEYS` empty (the default)
+every request passes untouched. Otherwise every request to a /v1 path must carry a key, as
+``Authorization: Bearer <key>`` or ``X-API-Key: <key>``; other paths (/healthz, /docs,
+/openapi.json, ...) stay open. In order:
+
+- no key, or a key not configured: 401, with ``WWW-Authenticate: Bearer realm="gradserve"``;
+- a key whose role may not call the path (`PERMISSIONS`): 403, naming the role and what it may do;
+- a key past its rate limit: 429, with ``Retry-After``.
+
+A request that passes carries its key's role in ``scope["state"]["role"]``, which routes read as
+``request.state.role`` (`caller_role`).
+
+A key is compared, by SHA-256 digest and in constant time, with every configured key; the
+middleware keeps only the digests, and no key is ever logged, echoed in an answer or shown in a
+repr. Rate limits are token buckets held in memory by each worker process, so with W workers a
+key may make up to W times its limit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+from starlette._utils import get_route_path  # the path as the router matches it
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.api.errors import HTTP_TITLES, Problem, problem_response
+from service.settings import Role
+
+PERMISSIONS: dict[Role, tuple[str, ...]] = {
+    "compute": ("/v1/gradients",),
+    "grade": ("/v1/problems", "/v1/grade"),
+    "instructor": ("/v1",),
+}
+"""The paths each role may call: each one listed and every path under it. Only an instructor
+sees reference values (`service.api.routes.grading.check_reveal`)."""
+
+PROTECTED = "/v1"
+"""Every path under this one needs a key when keys are configured."""
+
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="gradserve"'}
+
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key as `Authorization: Bearer <key>`, where the deployment "
+        "sets GRADSERVE_API_KEYS.",
+    },
+    "apiKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "An API key as `X-API-Key: <key>`, where the deployment sets "
+        "GRADSERVE_API_KEYS.",
+    },
+}
+
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}, {}]
+"""Either scheme, or none where the deployment configures no keys."""
+
+
+def under(path: str, prefix: str) -> bool:
+    """Whether `path` is `prefix` or a path below it: /v1/grade/batch is under /v1/grade,
+    /v1/gradients is not."""
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def may_call(role: Role, path: str) -> bool:
+    return any(under(path, allowed) for allowed in PERMISSIONS[role])
+
+
+def presented_key(headers: Headers) -> bytes | None:
+    """The key from ``Authorization: Bearer <key>``, else from ``X-API-Key``; None if neither."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip().encode("latin-1")
+    key = headers.get("x-api-key", "").strip()
+    return key.encode("latin-1") if key else None
+
+
+def digest(key: bytes) -> bytes:
+    return hashlib.sha256(key).digest()
+
+
+@dataclass
+class TokenBucket:
+    """`capacity` tokens, refilled continuously at `capacity` a minute; a request takes one."""
+
+    capacity: int
+    tokens: float
+    updated: float
+
+    def take(self, now: float) -> float:
+        """Take a token: 0.0 if there was one, else the seconds until there will be one."""
+        rate = self.capacity / 60
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / rate
+
+
+@dataclass
+class Credential:
+    """A configured key, known only by its digest, with its role and its rate limit's bucket."""
+
+    key_digest: bytes = field(repr=False)
+    role: Role
+    bucket: TokenBucket | None
+
+
+class ApiKeys:
+    """Check API keys, roles and per-key rate limits on /v1 paths; off when `keys` is empty.
+
+    `keys` maps each key to its role; `rate_limit_per_minute` is each key's limit (0: none);
+    `clock` is monotonic seconds, injectable for tests.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        keys: Mapping[str, Role],
+        rate_limit_per_minute: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.app = app
+        self.rate_limit_per_minute = rate_limit_per_minute
+        self.clock = clock
+        now = clock()
+        self.credentials = tuple(
+            Credential(
+                digest(key.encode()),
+                role,
+                TokenBucket(rate_limit_per_minute, rate_limit_per_minute, now)
+                if rate_limit_per_minute
+                else None,
+            )
+            for key, role in keys.items()
+        )
+
+    def __repr__(self) -> str:
+        return f"ApiKeys({len(self.credentials)} keys, {self.rate_limit_per_minute}/min)"
+
+    def authenticate(self, key: bytes | None) -> Credential | None:
+        """The credential of `key`, compared with every configured key, none skipped."""
+        if key is None:
+            return None
+        presented = digest(key)
+        found = None
+        for credential in self.credentials:
+            if hmac.compare_digest(presented, credential.key_digest):
+                found = credential
+        return found
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or not self.credentials
+            or not under(get_route_path(scope), PROTECTED)
+        ):
+            await self.app(scope, receive, send)
+            return
+        key = presented_key(Headers(scope=scope))
+        credential = self.authenticate(key)
+        if credential is None:
+            await unauthorized(sent=key is not None)(scope, receive, send)
+            return
+        if not may_call(credential.role, get_route_path(scope)):
+            await forbidden(credential.role)(scope, receive, send)
+            return
+        wait = credential.bucket.take(self.clock()) if credential.bucket else 0.0
+        if wait:
+            await too_many(self.rate_limit_per_minute, wait)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["role"] = credential.role  # the server's per-request copy
+        await self.app(scope, receive, send)
+
+
+def unauthorized(sent: bool) -> ASGIApp:
+    return problem_response(
+        Problem(
+            title=HTTP_TITLES[401],
+            status=401,
+            detail="The API key sent is not one this service accepts."
+            if sent
+            else "This endpoint needs an API key, sent as Authorization: Bearer <key> "
+            "or X-API-Key: <key>.",
+        ),
+        headers=CHALLENGE,
+    )
+
+
+def forbidden(role: Role) -> ASGIApp:
+    allowed = PERMISSIONS[role]
+    return problem_response(
+        Problem(
+            title=HTTP_TITLES[403],
+            status=403,
+            detail=f"This API key's role is {role}, which may call only "
+            f"{' and '.join(allowed)} and the paths under {'it' if len(allowed) == 1 else 'them'}.",
+        )
+    )
+
+
+def too_many(per_minute: int, wait: float) -> ASGIApp:
+    retry_after = max(1, math.ceil(wait))
+    return problem_response(
+        Problem(
+            title=HTTP_TITLES[429],
+            status=429,
+            detail=f"This API key may make {per_minute} requests a minute; "
+            f"retry after {retry_after} s.",
+        ),
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def caller_role(request: Request) -> Role | None:
+    """The role of the request's API key; None when the deployment configures no keys."""
+    role: Role | None = getattr(request.state, "role", None)
+    return role
+
+
+def with_security(openapi: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """`openapi` with the key schemes declared, and /v1 operations taking either one."""
+
+    def document() -> dict[str, Any]:
+        schema = openapi()
+        schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+        for path, operations in schema["paths"].items():
+            if under(path, PROTECTED):
+                for operation in operations.values():
+                    operation["security"] = SECURITY
+        return schema
+
+    return document

@@ -1,0 +1,176 @@
+"""Prometheus metrics, one registry per app, served at ``GET /metrics``.
+
+::
+
+    gradserve_requests_total{route,method,status}        answers given
+    gradserve_request_duration_seconds{route,method}     histogram, arrival to last byte out
+    gradserve_compute_seconds{endpoint}                  histogram of the computation alone
+    gradserve_rejections_total{reason}                   4xx and 5xx answers, by reason
+    gradserve_requests_in_flight                         requests being answered now
+
+`route` is the route's template ("/v1/grade"), "unmatched" when no route matched (404) and
+"unrouted" when the answer came before routing (a 413 for a declared Content-Length over the
+limit), so the label set stays small whatever paths clients send. `method` is one of
+`METHODS`, or "other".
+
+Each app gets its own `CollectorRegistry`, so apps built side by side (as tests do) never share
+counts. With several worker processes, set ``PROMETHEUS_MULTIPROC_DIR`` to an existing, empty
+directory before starting (empty it again before each start: values left there are added in):
+each worker then writes its values there and ``/metrics``, whichever worker answers, adds up
+those of every worker (`prometheus_client.multiprocess`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from time import perf_counter
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+Labelled = Counter | Histogram
+"""A metric with labels."""
+
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+"""The Prometheus text exposition format, which every Prometheus version scrapes."""
+
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+"""Seconds: from a 1 x 1 problem (well under a millisecond) to the largest budgets allow."""
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+REJECTION_REASONS = {
+    400: "malformed_json",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "timeout",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "rate_limited",
+    500: "error",
+    503: "overloaded",
+}
+"""The reason counted for each error status; any other 4xx is "other", any other 5xx "error".
+A route may name another (`service.ops.observability`): /readyz counts its 503 as "not_ready"."""
+
+
+def rejection_reason(status: int) -> str:
+    """The `reason` label of an answer with this status (400 or over)."""
+    return REJECTION_REASONS.get(status) or ("error" if status >= 500 else "other")
+
+
+def multiprocess_mode() -> bool:
+    """Whether prometheus-client keeps its values in files, for several worker processes."""
+    return MULTIPROCESS_DIR_VARIABLE in os.environ
+
+
+class Metrics:
+    """The app's metrics and the registry holding them."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self.requests = Counter(
+            "gradserve_requests",
+            "Requests answered, by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "gradserve_request_duration_seconds",
+            "Time from a request's arrival to the last byte of its answer.",
+            ["route", "method"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.compute = Histogram(
+            "gradserve_compute_seconds",
+            "Time spent computing alone (no parsing, waiting or serializing), by endpoint.",
+            ["endpoint"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.rejections = Counter(
+            "gradserve_rejections",
+            "Requests answered with a 4xx or 5xx status, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "gradserve_requests_in_flight",
+            "Requests being answered now.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        for reason in sorted({*REJECTION_REASONS.values(), "other", "not_ready"}):
+            self.rejections.labels(reason)  # present at 0 from the start, so rates are defined
+
+    def observe(
+        self, route: str, method: str, status: int, seconds: float, reason: str | None
+    ) -> None:
+        """Count one answer; `reason` overrides the rejection reason its status implies."""
+        method = method if method in METHODS else "other"
+        self.child(self.requests, route, method, str(status)).inc()
+        self.child(self.duration, route, method).observe(seconds)
+        if status >= 400:
+            self.child(self.rejections, reason or rejection_reason(status)).inc()
+
+    def child(self, metric: Labelled, *labels: str) -> Any:
+        """`metric.labels(*labels)`, looked up once per label set: prometheus-client's own
+        lookup takes microseconds, a noticeable part of a tiny request."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
+    def exposition(self) -> bytes:
+        """The metrics in the text format: this app's, or every worker's in multiprocess mode."""
+        if multiprocess_mode():
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+    def process_exiting(self) -> None:
+        """In multiprocess mode, drop this process's in-flight gauge from the sum."""
+        if multiprocess_mode():
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+current_metrics: ContextVar[Metrics | None] = ContextVar("gradserve_metrics", default=None)
+"""The metrics of the app answering the current request; set by the observability middleware."""
+
+
+@contextmanager
+def timed_compute(endpoint: str) -> Iterator[None]:
+    """Observe the time the block takes in ``gradserve_compute_seconds{endpoint=...}``, whether
+    it returns or raises. Outside a request (no app's metrics in context) it only runs the block.
+
+    ::
+
+        with timed_compute("gradients"):
+            result = loss_and_gradients(...)
+    """
+    metrics = current_metrics.get()
+    start = perf_counter()
+    try:
+        yield
+    finally:
+        if metrics is not None:
+            metrics.child(metrics.compute, endpoint).observe(perf_counter() - start)

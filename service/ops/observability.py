@@ -1,0 +1,272 @@
+"""Request ids, JSON access logs, metrics and readiness: what an operator sees of the service.
+
+`install_observability(app, settings)` wires it all into an app:
+
+- `Observability`, a pure ASGI middleware wrapped around the whole app (outside even Starlette's
+  error middleware, so that every answer passes through it, 500s and 413s included). It gives
+  each request an id, taken from a valid ``X-Request-ID`` or generated, kept in
+  ``scope["state"]["request_id"]`` (``request.state.request_id``) and echoed as
+  ``X-Request-ID`` on the answer; counts the answer in `service.ops.metrics`; and, with
+  `Settings.access_log`, writes one JSON line per request on the logger ``gradserve.access``.
+  It reads no body and copies none: it only watches the messages go by.
+- ``GET /metrics``: the Prometheus metrics (`service.ops.metrics`).
+- ``GET /readyz``: 200 when the app has started, is not shutting down, and every readiness check
+  passes; 503 otherwise. A readiness check is a callable taking nothing and returning None when
+  all is well, or a short reason ("overloaded") when the service should get no new work; checks
+  run on the event loop at each probe, so they must be cheap and must not block. Register one
+  after `install_observability` has run::
+
+      app.state.readiness_checks.append(lambda: "overloaded" if limiter.full else None)
+
+A route may set ``request.state.rejection_reason`` to count its error answer under a reason other
+than the one its status implies (``/readyz`` counts its 503 as "not_ready", not "overloaded").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from copy import deepcopy
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import uvicorn.config
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api.errors import Problem, problem_response
+from service.api.openapi import problem_responses
+from service.ops.metrics import CONTENT_TYPE, Metrics, current_metrics
+from service.settings import Settings
+
+REQUEST_ID_HEADER = "X-Request-ID"
+VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
+ACCESS_LOGGER = "gradserve.access"
+
+access_logger = logging.getLogger(ACCESS_LOGGER)
+
+ReadinessCheck = Callable[[], str | None]
+"""Returns None when the service may take work, else a short reason why not."""
+
+
+def request_id(headers: list[tuple[bytes, bytes]]) -> str:
+    """The request's ``X-Request-ID`` when it is 1 to 128 of [A-Za-z0-9._-], else a new uuid4
+    in hex (32 characters): an id that is safe to log and to echo whatever the client sent."""
+    for name, value in headers:
+        if name == b"x-request-id":
+            if VALID_REQUEST_ID.fullmatch(value):
+                return value.decode("ascii")
+            break
+    return uuid.uuid4().hex
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route that answered ("/v1/grade"), "unmatched" when the router found
+    none, and "unrouted" when the answer came before routing (e.g. a 413 from `BodySizeLimit`).
+
+    Routes are added to the app's own list, without a prefix (`service.app`)."""
+    route = scope.get("route")
+    if route is not None:
+        return str(getattr(route, "path", "unmatched"))
+    return "unmatched" if "router" in scope else "unrouted"
+
+
+class Observability:
+    """Request id, metrics and access log for each HTTP request; see the module docstring."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: bool) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid = request_id(scope["headers"])
+        id_header = (b"x-request-id", rid.encode("ascii"))
+        status = 500  # what the server answers if the app sends nothing
+        sent = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), id_header]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        token = current_metrics.set(self.metrics)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            current_metrics.reset(token)
+            self.metrics.in_flight.dec()
+            seconds = time.perf_counter() - start
+            route = route_template(scope)
+            self.metrics.observe(
+                route, scope["method"], status, seconds, state.get("rejection_reason")
+            )
+            if self.access_log and access_logger.isEnabledFor(logging.INFO):
+                access_logger.info(access_line(scope, route, status, seconds, sent))
+
+
+def access_line(scope: Scope, route: str, status: int, seconds: float, sent: int) -> str:
+    """The access log line of a request, one JSON object: what was asked of which route, by
+    whom, and how it went; never a header, a body or a query string."""
+    client = scope.get("client")
+    return json.dumps(
+        {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "request_id": scope["state"]["request_id"],
+            "method": scope["method"],
+            "path": scope["path"],
+            "route": route,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 3),
+            "bytes": sent,
+            "client": client[0] if client else None,
+        },
+        separators=(",", ":"),
+    )
+
+
+def logging_config() -> dict[str, Any]:
+    """uvicorn's logging configuration, plus the access log: each line as it is (the JSON
+    object), on stdout. `gradserve serve` passes it to uvicorn, which applies it in every
+    worker process."""
+    config = deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["formatters"]["gradserve_access"] = {"format": "%(message)s"}
+    config["handlers"]["gradserve_access"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "gradserve_access",
+        "stream": "ext://sys.stdout",
+    }
+    config["loggers"][ACCESS_LOGGER] = {
+        "handlers": ["gradserve_access"],
+        "level": "INFO",
+        "propagate": False,
+    }
+    return config
+
+
+@dataclass
+class Lifecycle:
+    """Where the app is between the lifespan's startup and its shutdown."""
+
+    started: bool = False
+    stopping: bool = False
+
+    def check(self) -> str | None:
+        if self.stopping:
+            return "shutting down"
+        if not self.started:
+            return "starting"
+        return None
+
+
+def not_ready_reason(app: FastAPI) -> str | None:
+    """Why the app should get no new work, or None when it is ready."""
+    lifecycle: Lifecycle = app.state.lifecycle
+    checks: list[ReadinessCheck] = app.state.readiness_checks
+    for check in [lifecycle.check, *checks]:
+        reason = check()
+        if reason is not None:
+            return reason
+    return None
+
+
+router = APIRouter(tags=["operations"])
+
+NOT_READY_EXAMPLE = {
+    "type": "about:blank",
+    "title": "Service Unavailable",
+    "status": 503,
+    "detail": "Not ready: shutting down.",
+}
+
+
+@router.head("/readyz", include_in_schema=False)
+@router.get(
+    "/readyz",
+    summary="200 when the service should be sent work",
+    response_model=None,
+    responses={
+        200: {
+            "description": "Ready.",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"status": {"type": "string", "const": "ready"}},
+                        "required": ["status"],
+                    },
+                    "example": {"status": "ready"},
+                }
+            },
+        },
+        **problem_responses({503: NOT_READY_EXAMPLE}),
+    },
+)
+async def readyz(request: Request) -> JSONResponse:
+    """Ready: started, not shutting down, and every readiness check passes (the service is not
+    overloaded). Otherwise 503, with the reason and Retry-After. /healthz, by contrast, says
+    whether the process works at all."""
+    reason = not_ready_reason(request.app)
+    if reason is None:
+        return JSONResponse({"status": "ready"})
+    request.state.rejection_reason = "not_ready"
+    settings: Settings = request.app.state.settings
+    return problem_response(
+        Problem(title="Service Unavailable", status=503, detail=f"Not ready: {reason}."),
+        headers={"Retry-After": str(settings.retry_after_seconds)},
+    )
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """The Prometheus metrics, in the text exposition format."""
+    app_metrics: Metrics = request.app.state.metrics
+    return Response(app_metrics.exposition(), media_type=CONTENT_TYPE)
+
+
+def install_observability(app: FastAPI, settings: Settings) -> None:
+    """Wrap `app` in `Observability` (outermost, whatever middleware is added later), serve
+    /metrics and /readyz, and track the lifespan for readiness."""
+    app.state.metrics = app_metrics = Metrics()
+    app.state.lifecycle = lifecycle = Lifecycle()
+    if not hasattr(app.state, "readiness_checks"):
+        app.state.readiness_checks = []
+    app.router.routes.extend(router.routes)
+
+    build_stack = app.build_middleware_stack
+
+    def build_observed_stack() -> ASGIApp:
+        return Observability(build_stack(), app_metrics, settings.access_log)
+
+    app.build_middleware_stack = build_observed_stack  # type: ignore[method-assign]
+
+    lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def observed_lifespan(lifespan_app: Any) -> AsyncIterator[Any]:
+        async with lifespan(lifespan_app) as state:
+            lifecycle.started, lifecycle.stopping = True, False
+            try:
+                yield state
+            finally:
+                lifecycle.stopping = True
+                app_metrics.process_exiting()
+
+    app.router.lifespan_context = observed_lifespan

@@ -1,0 +1,349 @@
+"""The grading endpoints over HTTP: problems, grades, formats, languages, reveal, batches."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from service.api import examples
+from service.settings import Settings
+from tests.support.oracle import reference
+
+pytestmark = pytest.mark.anyio
+
+PROBLEM_JSON = "application/problem+json"
+
+
+async def test_documented_examples_are_the_real_answers(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    for path in ("/v1/problems", "/v1/grade", "/v1/grade/batch"):
+        operation = document["paths"][path]["post"]
+        request = operation["requestBody"]["content"]["application/json"]["example"]
+        answer = await client.post(path, json=request)
+        documented = operation["responses"]["200"]["content"]["application/json"]["example"]
+        assert answer.status_code == 200, path
+        assert answer.json() == documented, path
+    for path, request, status, problem in [
+        ("/v1/problems", examples.IMPOSSIBLE_SPEC, 422, examples.GENERATION_FAILED),
+        ("/v1/grade", examples.DAMAGED_PROBLEM_ID_REQUEST, 422, examples.DAMAGED_PROBLEM_ID),
+        ("/v1/grade", {**examples.GRADE_REQUEST, "reveal": True}, 403, examples.REVEAL_REFUSED),
+    ]:
+        answer = await client.post(path, json=request)
+        assert answer.status_code == status
+        assert answer.headers["content-type"] == PROBLEM_JSON
+        assert answer.json() == problem
+        documented = document["paths"][path]["post"]["responses"][str(status)]
+        assert documented["content"][PROBLEM_JSON]["example"] == problem
+
+
+async def generated(client: httpx.AsyncClient, **spec: Any) -> dict[str, Any]:
+    shape = {"N": 4, "D_in": 3, "H": 5, "D_out": 2}
+    answer = await client.post("/v1/problems", json={"seed": "ada", "shape": shape, **spec})
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def matrices(problem: dict[str, Any]) -> dict[str, Any]:
+    return {name: problem[name] for name in ("X", "Y", "W1", "W2")}
+
+
+def right_submission(problem: dict[str, Any]) -> dict[str, Any]:
+    loss, gradients = reference(**{k: np.array(v) for k, v in matrices(problem).items()})
+    return {"loss": loss, "gradients": {name: g.tolist() for name, g in gradients.items()}}
+
+
+async def test_problem_id_grades_like_the_matrices(client: httpx.AsyncClient) -> None:
+    problem = await generated(client)
+    submission = right_submission(problem)
+    submission["gradients"]["W1"][0][0] += 1
+    by_id = await client.post(
+        "/v1/grade",
+        json={"problem": {"problem_id": problem["problem_id"]}, "submission": submission},
+    )
+    inline = await client.post(
+        "/v1/grade", json={"problem": matrices(problem), "submission": submission}
+    )
+    assert by_id.status_code == inline.status_code == 200
+    assert by_id.json() == {**inline.json(), "problem_id": problem["problem_id"]}
+    assert by_id.json()["score"] == 5
+
+
+async def test_problems_echo_the_spec_with_defaults(client: httpx.AsyncClient) -> None:
+    problem = await generated(client, values="quarters")
+    assert problem["spec"] == {
+        "seed": "ada",
+        "shape": {"N": 4, "D_in": 3, "H": 5, "D_out": 2},
+        "values": "quarters",
+        "max_abs": 3,
+        "scale": 1.0,
+        "zeros_in_H": "avoid",
+    }
+
+
+def numbers_in(value: Any) -> list[float]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int | float):
+        return [float(value)]
+    if isinstance(value, dict):
+        return [n for item in value.values() for n in numbers_in(item)]
+    if isinstance(value, list):
+        return [n for item in value for n in numbers_in(item)]
+    return []
+
+
+@pytest.mark.parametrize("format", ["json", "gradescope", "prairielearn"])
+async def test_no_reference_number_unless_revealed(client: httpx.AsyncClient, format: str) -> None:
+    problem = await generated(client, values="normal")
+    right = right_submission(problem)
+    rng = np.random.default_rng(0)
+    wrong = {
+        "loss": right["loss"] * 1.5,
+        "gradients": {
+            name: (np.array(g) + rng.standard_normal(np.shape(g))).tolist()
+            for name, g in right["gradients"].items()
+        },
+    }
+    # 0.0 is left out: scores and counts are 0.0 too
+    reference_numbers = {right["loss"], *numbers_in(right["gradients"])} - {0.0}
+    for submission in (wrong, right):
+        answer = await client.post(
+            f"/v1/grade?format={format}",
+            json={"problem": {"problem_id": problem["problem_id"]}, "submission": submission},
+        )
+        assert answer.status_code == 200
+        assert not reference_numbers & set(numbers_in(answer.json())), "a reference number leaked"
+
+
+class TestReveal:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return Settings(allow_reveal=True)
+
+    async def test_revealed_when_asked_and_allowed(self, client: httpx.AsyncClient) -> None:
+        problem = await generated(client, values="normal")
+        request = {"problem": matrices(problem), "submission": {}, "reveal": True}
+        answer = (await client.post("/v1/grade", json=request)).json()
+        loss, gradients = reference(**{k: np.array(v) for k, v in matrices(problem).items()})
+        assert answer["reference"]["loss"] == pytest.approx(loss, rel=1e-12)
+        for name, expected in gradients.items():
+            np.testing.assert_allclose(answer["reference"]["gradients"][name], expected, rtol=1e-12)
+
+    async def test_not_revealed_unless_asked(self, client: httpx.AsyncClient) -> None:
+        problem = await generated(client)
+        answer = await client.post(
+            "/v1/grade", json={"problem": matrices(problem), "submission": {}}
+        )
+        assert "reference" not in answer.json()
+
+
+async def test_chinese_messages(client: httpx.AsyncClient) -> None:
+    answer = await client.post(
+        "/v1/grade", json=examples.GRADE_REQUEST, headers={"Accept-Language": "zh-CN,zh;q=0.9"}
+    )
+    grade = answer.json()
+    assert grade["language"] == "zh"
+    assert grade["quantities"]["loss"]["message"] == "loss 正确。"
+    assert (
+        grade["quantities"]["H"]["diagnoses"][0]["message"]
+        == "缺少 ReLU 的掩码：梯度只在 H > 0 处通过。"  # noqa: RUF001
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "language"),
+    [("en-US,en;q=0.9,zh;q=0.8", "en"), ("fr, zh;q=0.5", "zh"), ("", "en"), ("de", "en")],
+)
+async def test_language_follows_preference(
+    client: httpx.AsyncClient, header: str, language: str
+) -> None:
+    answer = await client.post(
+        "/v1/grade", json=examples.GRADE_REQUEST, headers={"Accept-Language": header}
+    )
+    assert answer.json()["language"] == language
+
+
+async def test_gradescope_format(client: httpx.AsyncClient) -> None:
+    answer = (await client.post("/v1/grade?format=gradescope", json=examples.GRADE_REQUEST)).json()
+    tests = {test["name"]: test for test in answer["tests"]}
+    assert answer["score"] == examples.GRADE_RESPONSE["score"]
+    assert list(tests) == [
+        "loss",
+        "dloss/dY_pred",
+        "dloss/dW2",
+        "dloss/dH_relu",
+        "dloss/dH",
+        "dloss/dW1",
+    ]
+    assert sum(test["score"] for test in answer["tests"]) == answer["score"]
+    assert tests["loss"]["status"] == "passed"
+    assert tests["dloss/dH"]["status"] == "failed"
+    assert "mask is missing" in tests["dloss/dH"]["output"]
+    assert tests["dloss/dW2"]["score"] == 0.5
+
+
+async def test_prairielearn_format(client: httpx.AsyncClient) -> None:
+    answer = (
+        await client.post("/v1/grade?format=prairielearn", json=examples.GRADE_REQUEST)
+    ).json()
+    assert answer["gradable"] is True
+    assert answer["score"] == 1.5 / 6
+    assert [t["points"] for t in answer["tests"]] == [1.0, 0.0, 0.5, 0.0, 0.0, 0.0]
+    assert all(t["max_points"] == 1.0 for t in answer["tests"])
+
+
+async def test_unknown_format_is_422(client: httpx.AsyncClient) -> None:
+    answer = await client.post("/v1/grade?format=moodle", json=examples.GRADE_REQUEST)
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == PROBLEM_JSON
+
+
+async def test_wrong_shapes_are_grades_not_errors(client: httpx.AsyncClient) -> None:
+    submission = {
+        "gradients": {
+            "W1": [8.0, -2.0, 6.0, 2.0, -4.0, -2.0],
+            "W2": [[10.0, 2.0, 14.0]],
+        }
+    }
+    answer = await client.post(
+        "/v1/grade", json={"problem": examples.REQUEST, "submission": submission}
+    )
+    quantities = answer.json()["quantities"]
+    assert quantities["W1"]["status"] == "wrong_shape"
+    assert quantities["W1"]["received_shape"] == [6]
+    assert [d["code"] for d in quantities["W1"]["diagnoses"]] == ["flattened"]
+    assert quantities["W2"]["status"] == "wrong_shape"
+    assert quantities["W2"]["expected_shape"] == [3, 1]
+    assert quantities["W2"]["received_shape"] == [1, 3]
+    assert [d["code"] for d in quantities["W2"]["diagnoses"]] == ["transposed", "operands_swapped"]
+
+
+async def test_non_finite_submissions_are_wrong_not_errors(client: httpx.AsyncClient) -> None:
+    body = json.dumps({"problem": examples.REQUEST, "submission": {"loss": "@"}}).replace(
+        '"@"', "NaN"
+    )
+    answer = await client.post(
+        "/v1/grade", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 200
+    loss = answer.json()["quantities"]["loss"]
+    assert loss["status"] == "incorrect"
+    assert loss["non_finite_count"] == 1
+    assert "max_abs_error" not in loss
+
+
+async def test_batch_orders_results_counts_diagnoses_and_isolates_failures(
+    client: httpx.AsyncClient,
+) -> None:
+    problem = await generated(client)
+    right = right_submission(problem)
+    no_mask = json.loads(json.dumps(right))
+    no_mask["gradients"]["H"] = right["gradients"]["H_relu"]
+    overflowing = {"X": [[1e160]], "Y": [[0]], "W1": [[1e160]], "W2": [[1]]}
+    request = {
+        "problem": {"problem_id": problem["problem_id"]},
+        "items": [
+            {"submission": right},
+            {"submission": no_mask},
+            {"problem": overflowing, "submission": {"loss": 1}},
+            {"submission": {"loss": right["loss"]}},
+        ],
+    }
+    answer = (await client.post("/v1/grade/batch", json=request)).json()
+    scores = [result.get("score") for result in answer["results"]]
+    assert scores == [6.0, 5.0, None, 1.0]
+    assert answer["results"][2]["type"] == "urn:gradserve:problem:non-finite-result"
+    assert answer["diagnosis_counts"] == {"missing_relu_mask": 1}
+    assert answer["status_counts"]["H"] == {"correct": 1, "incorrect": 1, "missing": 1}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "pointers"),
+    [
+        (
+            "/v1/problems",
+            {"seed": True, "shape": {"N": 1, "D_in": 1, "H": 1, "D_out": 1}},
+            ["/seed"],
+        ),
+        (
+            "/v1/problems",
+            {"seed": 1, "shape": {"N": 65, "D_in": 1, "H": 1, "D_out": 1}},
+            ["/shape/N"],
+        ),
+        ("/v1/problems", {"seed": 1, "shape": {"N": 1, "D_in": 1, "H": 1}}, ["/shape/D_out"]),
+        (
+            "/v1/problems",
+            {"seed": 1, "shape": {"N": 1, "D_in": 1, "H": 1, "D_out": 1}, "values": "dice"},
+            ["/values"],
+        ),
+        ("/v1/grade", {"problem": examples.REQUEST}, ["/submission"]),
+        (
+            "/v1/grade",
+            {"problem": {**examples.REQUEST, "W1": [[1]]}, "submission": {}},
+            ["/problem/W1", "/problem/W2"],
+        ),
+        (
+            "/v1/grade",
+            {"problem": examples.REQUEST, "submission": {"gradients": {"W3": [[1]]}}},
+            ["/submission/gradients/W3"],
+        ),
+        (
+            "/v1/grade",
+            {"problem": examples.REQUEST, "submission": {"gradients": {"W1": [[1, 2], [3]]}}},
+            ["/submission/gradients/W1"],
+        ),
+        (
+            "/v1/grade",
+            {"problem": examples.REQUEST, "submission": {"gradients": {"W1": [["1"]]}}},
+            ["/submission/gradients/W1/0/0"],
+        ),
+        (
+            "/v1/grade",
+            {"problem": examples.REQUEST, "submission": {}, "tolerance": {"rtol": -1}},
+            ["/tolerance/rtol"],
+        ),
+        (
+            "/v1/grade",
+            {"problem": examples.REQUEST, "submission": {}, "follow_through_credit": 2},
+            ["/follow_through_credit"],
+        ),
+        ("/v1/grade/batch", {"items": [{"submission": {}}]}, ["/items/0/problem"]),
+        ("/v1/grade/batch", {"problem": examples.REQUEST, "items": []}, ["/items"]),
+    ],
+    ids=[
+        "boolean-seed",
+        "too-large",
+        "missing-dim",
+        "unknown-values",
+        "no-submission",
+        "shape-mismatch",
+        "unknown-gradient",
+        "ragged-submission",
+        "string-entry",
+        "negative-rtol",
+        "credit-above-1",
+        "item-without-problem",
+        "no-items",
+    ],
+)
+async def test_invalid_grading_requests_name_the_field(
+    client: httpx.AsyncClient, path: str, body: dict[str, Any], pointers: list[str]
+) -> None:
+    answer = await client.post(path, json=body)
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == PROBLEM_JSON
+    assert [error["pointer"] for error in answer.json()["errors"]] == pointers
+
+
+async def test_a_bad_query_parameter_is_named(client: httpx.AsyncClient) -> None:
+    answer = await client.post("/v1/grade?format=moodle", json=examples.GRADE_REQUEST)
+    assert answer.json()["errors"] == [
+        {
+            "parameter": "format",
+            "detail": "format: Input should be 'json', 'gradescope' or 'prairielearn'",
+        }
+    ]

@@ -1,0 +1,559 @@
+"""Request ids, JSON access logs, Prometheus metrics and readiness, through ASGI; and, against a
+real server, the access log on stdout and metrics summed over worker processes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+from prometheus_client.mmap_dict import MmapedDict
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.api import examples
+from service.app import create_app
+from service.ops.metrics import REJECTION_REASONS, timed_compute
+from service.ops.observability import install_observability
+from service.settings import Settings
+from tests.support.server import running_server
+
+pytestmark = pytest.mark.anyio
+
+PROBLEM_JSON = "application/problem+json"
+GENERATED_ID = re.compile(r"[0-9a-f]{32}")
+ACCESS_FIELDS = {
+    "time",
+    "request_id",
+    "method",
+    "path",
+    "route",
+    "status",
+    "duration_ms",
+    "bytes",
+    "client",
+}
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+async def scrape(client: httpx.AsyncClient) -> Samples:
+    """Every sample /metrics answers, keyed by name and labels."""
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def access_entries(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    """The access log lines captured, each parsed from its JSON."""
+    lines = [r.getMessage() for r in caplog.records if r.name == "gradserve.access"]
+    assert all("\n" not in line for line in lines)
+    return [json.loads(line) for line in lines]
+
+
+@asynccontextmanager
+async def started(app: FastAPI) -> AsyncIterator[None]:
+    """The app between its lifespan's startup and shutdown, as a server runs it."""
+    async with app.router.lifespan_context(app):
+        yield
+
+
+def client_of(app: FastAPI, raise_app_exceptions: bool = True) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
+    return httpx.AsyncClient(transport=transport, base_url="http://gradserve.test")
+
+
+class TestRequestId:
+    @pytest.fixture
+    def app(self, settings: Settings) -> FastAPI:
+        app = create_app(settings)
+
+        @app.get("/whoami")
+        def whoami(request: Request) -> str:
+            return str(request.state.request_id)
+
+        return app
+
+    @pytest.mark.parametrize(
+        "sent",
+        [
+            pytest.param("abc", id="short"),
+            pytest.param("a", id="one-character"),
+            pytest.param("Req-2024_01.05-x", id="every-allowed-kind"),
+            pytest.param("x" * 128, id="128-characters"),
+        ],
+    )
+    async def test_a_valid_id_is_echoed_and_given_to_the_route(
+        self, client: httpx.AsyncClient, sent: str
+    ) -> None:
+        response = await client.get("/whoami", headers={"X-Request-ID": sent})
+        assert response.headers["x-request-id"] == sent
+        assert response.json() == sent
+
+    @pytest.mark.parametrize(
+        "sent",
+        [
+            pytest.param(b"x" * 129, id="129-characters"),
+            pytest.param(b"", id="empty"),
+            pytest.param(b"has space", id="space"),
+            pytest.param(b"a/b", id="slash"),
+            pytest.param(b"a;b=c", id="punctuation"),
+            pytest.param("caf\u00e9".encode(), id="non-ascii"),
+            pytest.param(b"abc\tdef", id="tab"),
+        ],
+    )
+    async def test_an_invalid_id_is_replaced(self, client: httpx.AsyncClient, sent: bytes) -> None:
+        response = await client.get("/whoami", headers={b"X-Request-ID": sent})
+        echoed = response.headers["x-request-id"]
+        assert GENERATED_ID.fullmatch(echoed)
+        assert response.json() == echoed
+
+    async def test_an_id_is_generated_when_none_is_sent(self, client: httpx.AsyncClient) -> None:
+        first, second = [(await client.get("/whoami")).headers["x-request-id"] for _ in range(2)]
+        assert GENERATED_ID.fullmatch(first)
+        assert GENERATED_ID.fullmatch(second)
+        assert first != second
+
+
+class TestErrorAnswersCarryTheId:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return Settings(max_body_bytes=1000)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        for _ in range(11):
+            yield b" " * 100
+
+    @pytest.mark.parametrize(
+        ("method", "path", "content", "status"),
+        [
+            pytest.param("GET", "/no/such/path", None, 404, id="404"),
+            pytest.param("GET", "/v1/gradients", None, 405, id="405"),
+            pytest.param("POST", "/v1/gradients", b" " * 1001, 413, id="413-declared-length"),
+            pytest.param("POST", "/v1/gradients", "chunks", 413, id="413-chunked"),
+            pytest.param("POST", "/v1/gradients", b'{"X": [[1]]}', 422, id="422"),
+        ],
+    )
+    async def test_error_answer_carries_the_id(
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        path: str,
+        content: bytes | str | None,
+        status: int,
+    ) -> None:
+        body = self.chunks() if content == "chunks" else content
+        response = await client.request(
+            method,
+            path,
+            content=body,
+            headers={"X-Request-ID": f"error-{status}", "Content-Type": "application/json"},
+        )
+        assert response.status_code == status
+        assert response.headers["content-type"] == PROBLEM_JSON
+        assert response.headers["x-request-id"] == f"error-{status}"
+
+    async def test_a_500_carries_the_id_and_is_logged_and_counted(
+        self, app: FastAPI, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        @app.get("/fault")
+        def fault() -> None:
+            raise RuntimeError("a fault of the service's own")
+
+        caplog.set_level(logging.INFO, "gradserve.access")
+        async with client_of(app, raise_app_exceptions=False) as client:
+            response = await client.get("/fault", headers={"X-Request-ID": "fault-1"})
+            samples = await scrape(client)
+        assert response.status_code == 500
+        assert response.headers["content-type"] == PROBLEM_JSON
+        assert response.headers["x-request-id"] == "fault-1"
+        [entry] = [e for e in access_entries(caplog) if e["path"] == "/fault"]
+        assert (entry["request_id"], entry["status"], entry["route"]) == ("fault-1", 500, "/fault")
+        assert value(samples, "gradserve_rejections_total", reason="error") == 1
+
+
+class TestAccessLog:
+    async def test_one_json_line_per_request_with_every_field(
+        self, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.INFO, "gradserve.access")
+        response = await client.post(
+            "/v1/gradients", json=examples.REQUEST, headers={"X-Request-ID": "log-1"}
+        )
+        await client.get("/no/such/path")
+        first, second = access_entries(caplog)
+        assert set(first) == ACCESS_FIELDS
+        assert first["request_id"] == "log-1"
+        assert first["method"] == "POST"
+        assert first["path"] == "/v1/gradients"
+        assert first["route"] == "/v1/gradients"
+        assert first["status"] == 200
+        assert first["bytes"] == len(response.content)
+        assert first["client"] == "127.0.0.1"
+        assert 0 < first["duration_ms"] < 60_000
+        logged_at = datetime.fromisoformat(first["time"])
+        assert logged_at.utcoffset() == timedelta(0)
+        assert abs(datetime.now(UTC) - logged_at) < timedelta(minutes=1)
+        assert (second["path"], second["route"], second["status"]) == (
+            "/no/such/path",
+            "unmatched",
+            404,
+        )
+
+    async def test_no_line_when_the_access_log_is_off(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.INFO, "gradserve.access")
+        async with client_of(create_app(Settings(access_log=False))) as client:
+            response = await client.post("/v1/gradients", json=examples.REQUEST)
+            samples = await scrape(client)
+        assert response.status_code == 200
+        assert access_entries(caplog) == []
+        assert (
+            value(
+                samples,
+                "gradserve_requests_total",
+                route="/v1/gradients",
+                method="POST",
+                status="200",
+            )
+            == 1
+        )
+
+
+class TestNothingSecretIsWritten:
+    KEY = "s3cr3t-k3y-5f0c1e"
+    MARKERS = ("7919.5", "104729.25", "15485863", "s3cr3t-k3y", "q5tr1ng", "b0dy-str1ng")
+
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return Settings(api_keys={self.KEY: "instructor"})
+
+    async def test_no_matrix_value_key_or_query_in_logs_or_metrics(
+        self, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.DEBUG)
+        headers = {"Authorization": f"Bearer {self.KEY}"}
+        problem = {"X": [[7919.5, 2]], "Y": [[104729.25]], "W1": [[1], [15485863]], "W2": [[1]]}
+        answered = await client.post("/v1/gradients?token=q5tr1ng", json=problem, headers=headers)
+        refused = await client.post(
+            "/v1/gradients", json={**problem, "W2": [["b0dy-str1ng"]]}, headers=headers
+        )
+        metrics = (await client.get("/metrics")).text
+        assert (answered.status_code, refused.status_code) == (200, 422)
+        service_records = [
+            record for record in caplog.records if not record.name.startswith(("httpx", "httpcore"))
+        ]
+        assert len([r for r in service_records if r.name == "gradserve.access"]) == 3
+        logged = "\n".join(logging.Formatter().format(record) for record in service_records)
+        for marker in self.MARKERS:
+            assert marker not in logged
+            assert marker not in metrics
+
+
+class TestMetrics:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return Settings(max_body_bytes=100_000)
+
+    @pytest.fixture
+    def app(self, settings: Settings) -> FastAPI:
+        app = create_app(settings)
+
+        @app.get("/items/{item_id}")
+        def item(item_id: int) -> int:
+            return item_id
+
+        return app
+
+    async def test_requests_are_counted_by_route_template_and_status(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        for item_id in (1, 2, 3):
+            await client.get(f"/items/{item_id}")
+        await client.get("/items/not-a-number")
+        await client.post("/v1/gradients", json=examples.REQUEST)
+        await client.request("FROB", "/items/1")
+        samples = await scrape(client)
+        total = "gradserve_requests_total"
+        routes = {dict(labels)["route"] for (name, labels) in samples if name == total}
+        assert routes == {"/items/{item_id}", "/v1/gradients"}
+        assert value(samples, total, route="/items/{item_id}", method="GET", status="200") == 3
+        assert value(samples, total, route="/items/{item_id}", method="GET", status="422") == 1
+        assert value(samples, total, route="/items/{item_id}", method="other", status="405") == 1
+        assert value(samples, total, route="/v1/gradients", method="POST", status="200") == 1
+        duration = "gradserve_request_duration_seconds_count"
+        assert value(samples, duration, route="/items/{item_id}", method="GET") == 4
+        assert value(samples, duration, route="/v1/gradients", method="POST") == 1
+        assert (
+            value(
+                samples,
+                "gradserve_request_duration_seconds_sum",
+                route="/v1/gradients",
+                method="POST",
+            )
+            > 0
+        )
+
+    async def test_unknown_paths_share_one_label(self, client: httpx.AsyncClient) -> None:
+        for path in ("/a", "/b/c", "/v1/gradients/"):
+            await client.get(path)
+        samples = await scrape(client)
+        assert (
+            value(
+                samples, "gradserve_requests_total", route="unmatched", method="GET", status="404"
+            )
+            == 3
+        )
+        assert not any("/b/c" in str(labels) for (_, labels) in samples)
+
+    async def test_rejections_are_counted_by_reason(self, client: httpx.AsyncClient) -> None:
+        json_header = {"Content-Type": "application/json"}
+        await client.post("/v1/gradients", content=b'{"X": [[1, 2]', headers=json_header)
+        await client.get("/no/such/path")
+        await client.get("/v1/gradients")
+        await client.post(
+            "/v1/gradients",
+            content=b" " * 100_001,
+            headers=json_header,
+        )
+        await client.post("/v1/gradients", content=b"{}", headers={"Content-Type": "text/plain"})
+        await client.post("/v1/gradients", json=examples.SHAPE_MISMATCH_REQUEST)
+        await client.post("/v1/gradients", json=examples.SHAPE_MISMATCH_REQUEST)
+        await client.get("/readyz")  # not started: a 503 that is no overload
+        samples = await scrape(client)
+        rejections = {
+            dict(labels)["reason"]: count
+            for (name, labels), count in samples.items()
+            if name == "gradserve_rejections_total" and count
+        }
+        assert rejections == {
+            "malformed_json": 1,
+            "not_found": 1,
+            "method_not_allowed": 1,
+            "too_large": 1,
+            "unsupported_media_type": 1,
+            "invalid": 2,
+            "not_ready": 1,
+        }
+        assert value(samples, "gradserve_rejections_total", reason="overloaded") == 0
+
+    async def test_compute_time_is_observed_per_endpoint(self, client: httpx.AsyncClient) -> None:
+        await client.post("/v1/gradients", json=examples.REQUEST)
+        await client.post("/v1/gradients", json=examples.SHAPE_MISMATCH_REQUEST)  # not computed
+        await client.post("/v1/grade", json=examples.GRADE_REQUEST)
+        await client.post("/v1/grade/batch", json=examples.GRADE_BATCH_REQUEST)
+        samples = await scrape(client)
+        count, total = "gradserve_compute_seconds_count", "gradserve_compute_seconds_sum"
+        for endpoint in ("gradients", "grade", "grade_batch"):
+            assert value(samples, count, endpoint=endpoint) == 1, endpoint
+            assert 0 < value(samples, total, endpoint=endpoint) < 60, endpoint
+        bucket = "gradserve_compute_seconds_bucket"
+        assert value(samples, bucket, endpoint="gradients", le="+Inf") == 1
+
+    async def test_requests_in_flight(self, app: FastAPI, client: httpx.AsyncClient) -> None:
+        entered, release = anyio.Event(), anyio.Event()
+
+        @app.get("/wait")
+        async def wait() -> None:
+            entered.set()
+            await release.wait()
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(client.get, "/wait")
+            await entered.wait()
+            during = await scrape(client)  # the scrape itself is in flight too
+            release.set()
+        after = await scrape(client)
+        assert value(during, "gradserve_requests_in_flight") == 2
+        assert value(after, "gradserve_requests_in_flight") == 1
+
+    async def test_compute_outside_a_request_is_not_observed(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        with timed_compute("gradients"):
+            pass
+        assert (
+            value(await scrape(client), "gradserve_compute_seconds_count", endpoint="gradients")
+            == 0
+        )
+
+    async def test_apps_do_not_share_counts(self, client: httpx.AsyncClient) -> None:
+        await client.get("/healthz")
+        async with client_of(create_app(Settings())) as other:
+            other_samples = await scrape(other)
+        samples = await scrape(client)
+        healthz = {"route": "/healthz", "method": "GET", "status": "200"}
+        assert value(samples, "gradserve_requests_total", **healthz) == 1
+        assert value(other_samples, "gradserve_requests_total", **healthz) == 0
+
+    async def test_metrics_are_text_outside_the_openapi_document(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        response = await client.get("/metrics")
+        assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+        assert "# TYPE gradserve_requests_total counter" in response.text
+        document = (await client.get("/openapi.json")).json()
+        assert "/metrics" not in document["paths"]
+        assert document["paths"]["/readyz"]["get"]["tags"] == ["operations"]
+
+
+class TestReadiness:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return Settings(retry_after_seconds=7)
+
+    def assert_not_ready(self, response: httpx.Response, reason: str) -> None:
+        assert response.status_code == 503
+        assert response.headers["content-type"] == PROBLEM_JSON
+        assert response.headers["retry-after"] == "7"
+        assert response.json() == {
+            "type": "about:blank",
+            "title": "Service Unavailable",
+            "status": 503,
+            "detail": f"Not ready: {reason}.",
+        }
+
+    async def test_not_ready_before_startup(self, client: httpx.AsyncClient) -> None:
+        self.assert_not_ready(await client.get("/readyz"), "starting")
+
+    async def test_ready_after_startup_and_not_after_shutdown(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        async with started(app):
+            response = await client.get("/readyz")
+            assert response.status_code == 200
+            assert response.json() == {"status": "ready"}
+            assert (await client.head("/readyz")).status_code == 200
+        self.assert_not_ready(await client.get("/readyz"), "shutting down")
+
+    async def test_not_ready_while_a_check_fails(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        reason: list[str | None] = [None]
+        app.state.readiness_checks.append(lambda: reason[0])
+        async with started(app):
+            assert (await client.get("/readyz")).status_code == 200
+            reason[0] = "overloaded"
+            self.assert_not_ready(await client.get("/readyz"), "overloaded")
+            reason[0] = None
+            assert (await client.get("/readyz")).status_code == 200
+
+    async def test_not_ready_during_shutdown(self) -> None:
+        """Between the shutdown signal and the end of the app's own shutdown work."""
+        answers: list[httpx.Response] = []
+
+        @asynccontextmanager
+        async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+            yield
+            async with client_of(app) as client:
+                answers.append(await client.get("/readyz"))
+
+        app = FastAPI(lifespan=lifespan)
+        app.state.settings = Settings(retry_after_seconds=7)
+        install_observability(app, app.state.settings)
+        async with started(app), client_of(app) as client:
+            assert (await client.get("/readyz")).status_code == 200
+        [answer] = answers
+        self.assert_not_ready(answer, "shutting down")
+
+
+async def test_the_readme_documents_every_metric_reason_and_log_field(
+    client: httpx.AsyncClient,
+) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    operations = readme[readme.index("## Operations") : readme.index("## Development")]
+    metrics = {
+        family.name
+        for family in text_string_to_metric_families((await client.get("/metrics")).text)
+    }
+    assert metrics
+    for name in metrics - {name for name in metrics if name.endswith("_created")}:
+        assert f"`{name}" in operations, name
+    for reason in {*REJECTION_REASONS.values(), "not_ready", "other"}:
+        assert f"`{reason}`" in operations, reason
+    example = re.search(r"### Access log\n.+?```json\n(.+?)\n```", operations, re.DOTALL)
+    assert example
+    assert set(json.loads(example.group(1))) == ACCESS_FIELDS
+
+
+@pytest.fixture
+def access_log_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    log = tmp_path / "gradserve.log"
+    with running_server(log=log) as server:
+        yield server.url, log
+
+
+@pytest.mark.slow
+def test_gradserve_serve_writes_json_access_lines_only(
+    access_log_server: tuple[str, Path],
+) -> None:
+    url, log = access_log_server
+    response = httpx.post(
+        f"{url}/v1/gradients", json=examples.REQUEST, headers={"X-Request-ID": "served-1"}
+    )
+    assert response.headers["x-request-id"] == "served-1"
+    for _ in range(50):  # the line is written once the answer is sent
+        lines = log.read_text().splitlines()
+        entries = [json.loads(line) for line in lines if line.startswith("{")]
+        if any(entry["request_id"] == "served-1" for entry in entries):
+            break
+        time.sleep(0.1)
+    [entry] = [entry for entry in entries if entry["request_id"] == "served-1"]
+    assert set(entry) == ACCESS_FIELDS
+    assert (entry["route"], entry["status"]) == ("/v1/gradients", 200)
+    assert not [line for line in lines if "HTTP/1.1" in line]  # no uvicorn access line
+
+
+@pytest.mark.slow
+def test_metrics_add_up_every_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = tmp_path / "prometheus"
+    directory.mkdir()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
+    with running_server("--workers", "2") as server:
+        for _ in range(20):
+            with httpx.Client() as client:  # a new connection each time, to reach both workers
+                assert client.post(f"{server.url}/v1/gradients", json=examples.REQUEST).is_success
+        scrapes = []
+        for _ in range(4):
+            with httpx.Client() as client:
+                text = client.get(f"{server.url}/metrics").text
+            scrapes.append(
+                {
+                    sample.name: sample.value
+                    for family in text_string_to_metric_families(text)
+                    for sample in family.samples
+                    if sample.labels.get("route") == "/v1/gradients"
+                    and sample.name == "gradserve_requests_total"
+                }
+            )
+    assert scrapes == [{"gradserve_requests_total": 20}] * 4
+    assert len(workers_that_answered(directory, "/v1/gradients")) == 2
+
+
+def workers_that_answered(directory: Path, route: str) -> set[str]:
+    """The processes whose values in a multiprocess directory count a request to `route`."""
+    answered = set()
+    for path in directory.glob("counter_*.db"):
+        for key, count, *_ in MmapedDict.read_all_values_from_file(str(path)):  # type: ignore[no-untyped-call]
+            _, name, labels, _ = json.loads(key)
+            if name == "gradserve_requests_total" and labels.get("route") == route and count:
+                answered.add(path.stem)
+    return answered
