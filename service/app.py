@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from threadpoolctl import threadpool_limits
 
 from service import __version__
-from service.api.errors import install_problem_handlers
+from service.api.admission import ComputeLimiter
 from service.api.fast_lane import FastLane
 from service.api.grading_schemas import (
     GradeBatchRequest,
@@ -21,12 +21,13 @@ from service.api.grading_schemas import (
     ProblemRef,
     ProblemSpec,
 )
+from service.api.handlers import install_problem_handlers
 from service.api.openapi import openapi_schema
 from service.api.routes.gradients import lane_router, router
 from service.api.routes.grading import router as grade_router
 from service.api.schemas import GradientsBatchRequest, GradientsRequest, ProblemMatrices
 from service.ops.auth import ApiKeys, with_security
-from service.ops.limits import BodySizeLimit, ComputeLimiter
+from service.ops.limits import BodySizeLimit
 from service.ops.observability import install_observability
 from service.settings import Settings, get_settings
 

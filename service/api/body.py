@@ -6,7 +6,7 @@ In order, for every endpoint that takes a body:
    other than ``identity``, else 415.
 2. The body, read on the event loop (I/O only) within `body_timeout_seconds` (408 beyond, and the
    connection is closed) and `max_body_bytes` (413, from `service.ops.limits.BodySizeLimit`).
-3. A computation slot (`service.ops.limits.ComputeLimiter`): 503 with Retry-After when every slot
+3. A computation slot (`service.api.admission.ComputeLimiter`): 503 with Retry-After when every slot
    and every waiting place is taken. The slot is held until the route has answered.
 4. Parsing and validation in one pass by pydantic-core straight from the bytes, on the event loop
    for a small body and in the threadpool for a larger one (400 for malformed JSON, 422 for an
@@ -26,8 +26,8 @@ from fastapi import HTTPException, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from service.api.admission import ComputeLimiter
 from service.core.workload import Costed, check_budgets
-from service.ops.limits import ComputeLimiter
 from service.settings import Settings
 
 M = TypeVar("M", bound=BaseModel)

@@ -26,21 +26,19 @@ No error echoes input values, and `errors` holds at most `MAX_FIELD_ERRORS` entr
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import ErrorDetails
-from starlette.exceptions import HTTPException
 
-from service.core.network import NonFiniteResultError
-from service.core.workload import BudgetExceededError
-from service.grading.generator import GenerationError
+from service.core.errors import (
+    BodyTooLargeError,
+    BudgetExceededError,
+    GenerationError,
+    NonFiniteResultError,
+    OverloadedError,
+    RefusedError,
+)
 
 MEDIA_TYPE = "application/problem+json"
 MAX_FIELD_ERRORS = 20
@@ -51,8 +49,6 @@ NON_FINITE_RESULT = "urn:gradserve:problem:non-finite-result"
 INTERNAL_ERROR = "urn:gradserve:problem:internal-error"
 GENERATION_FAILED = "urn:gradserve:problem:generation-failed"
 BUDGET_EXCEEDED = "urn:gradserve:problem:budget-exceeded"
-
-logger = logging.getLogger(__name__)
 
 
 class FieldError(BaseModel):
@@ -67,8 +63,10 @@ class FieldError(BaseModel):
     detail: str
 
 
-class Problem(BaseModel):
-    """An RFC 9457 problem details object."""
+class ProblemDetails(BaseModel):
+    """An RFC 9457 problem details object (titled "Problem" in the OpenAPI document)."""
+
+    model_config = ConfigDict(title="Problem")
 
     type: str = Field(default="about:blank", description="URI identifying the kind of problem.")
     title: str = Field(description="Short summary of the kind of problem.")
@@ -90,16 +88,6 @@ class Problem(BaseModel):
     limit: int | None = Field(default=None, description="For a budget exceeded: the limit.")
     value: int | None = Field(
         default=None, description="For a budget exceeded: what the request would need."
-    )
-
-
-def problem_response(problem: Problem, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    """Render a problem with its status and the problem+json media type."""
-    return JSONResponse(
-        problem.model_dump(mode="json", exclude_none=True),
-        status_code=problem.status,
-        media_type=MEDIA_TYPE,
-        headers=headers,
     )
 
 
@@ -171,12 +159,14 @@ def field_error_message(error: ErrorDetails) -> str:
     return f"{path}: {error['msg']}"
 
 
-def validation_problem(errors: list[ErrorDetails], within: tuple[int | str, ...] = ()) -> Problem:
+def validation_problem(
+    errors: list[ErrorDetails], within: tuple[int | str, ...] = ()
+) -> ProblemDetails:
     """Validation errors of the request body (locations within it) or of its parameters
     (locations starting "query" or "header") as a 400 or 422 problem. `within` locates the
     validated value in the body (("problems", 3) for one problem of a batch)."""
     if any(error["type"] == "json_invalid" for error in errors):
-        return Problem(
+        return ProblemDetails(
             type=MALFORMED_JSON,
             title="Malformed JSON",
             status=400,
@@ -185,11 +175,11 @@ def validation_problem(errors: list[ErrorDetails], within: tuple[int | str, ...]
     field_errors = [field_error(error, within) for error in errors[:MAX_FIELD_ERRORS]]
     first = field_errors[0].detail
     count = len(errors)
-    return Problem(
+    return ProblemDetails(
         type=INVALID_REQUEST,
         title="Invalid request",
         status=422,
-        detail=first if count == 1 else f"{count} problems, the first: {first}",
+        detail=first if count == 1 else f"{count} errors, the first: {first}",
         errors=field_errors,
         error_count=count,
     )
@@ -203,24 +193,10 @@ def field_error(error: ErrorDetails, within: tuple[int | str, ...] = ()) -> Fiel
     return FieldError(pointer=json_pointer((*within, *loc)), detail=field_error_message(error))
 
 
-async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    """The request body did not validate (`service.api.body.json_body`)."""
-    assert isinstance(exc, ValidationError)
-    return problem_response(
-        validation_problem(exc.errors(include_url=False, include_context=False))
-    )
-
-
-async def on_parameter_error(_request: Request, exc: Exception) -> JSONResponse:
-    """A query parameter or header did not validate (FastAPI's own parsing)."""
-    assert isinstance(exc, RequestValidationError)
-    return problem_response(validation_problem(list(exc.errors())))
-
-
-def non_finite_problem(exc: NonFiniteResultError) -> Problem:
+def non_finite_problem(exc: NonFiniteResultError) -> ProblemDetails:
     """422: the loss or a gradient overflowed; `quantities` names them."""
     names = ", ".join(exc.quantities)
-    return Problem(
+    return ProblemDetails(
         type=NON_FINITE_RESULT,
         title="Result not finite",
         status=422,
@@ -239,9 +215,9 @@ BUDGET_WORDS = {
 }
 
 
-def budget_problem(exc: BudgetExceededError) -> Problem:
+def budget_problem(exc: BudgetExceededError) -> ProblemDetails:
     """413: the request would cost more than a budget allows."""
-    return Problem(
+    return ProblemDetails(
         type=BUDGET_EXCEEDED,
         title="Budget exceeded",
         status=413,
@@ -253,24 +229,11 @@ def budget_problem(exc: BudgetExceededError) -> Problem:
     )
 
 
-async def on_budget_exceeded(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, BudgetExceededError)
-    return problem_response(budget_problem(exc))
-
-
-def generation_problem(exc: GenerationError) -> Problem:
+def generation_problem(exc: GenerationError) -> ProblemDetails:
     """422: no problem instance meets the spec."""
-    return Problem(type=GENERATION_FAILED, title="No such problem", status=422, detail=str(exc))
-
-
-async def on_non_finite_result(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, NonFiniteResultError)
-    return problem_response(non_finite_problem(exc))
-
-
-async def on_generation_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, GenerationError)
-    return problem_response(generation_problem(exc))
+    return ProblemDetails(
+        type=GENERATION_FAILED, title="No such problem", status=422, detail=str(exc)
+    )
 
 
 HTTP_TITLES = {
@@ -291,59 +254,35 @@ HTTP_TITLES = {
 with the Python version (whose `HTTPStatus` phrases have)."""
 
 
-def http_problem_response(exc: HTTPException) -> JSONResponse:
-    """A plain HTTP error as an ``about:blank`` problem titled with the status phrase."""
-    status = exc.status_code
-    return problem_response(
-        Problem(
-            title=HTTP_TITLES.get(status) or HTTPStatus(status).phrase,
-            status=status,
-            detail=_HTTP_DETAILS.get(status, exc.detail),
-        ),
-        headers=exc.headers,
-    )
-
-
-_HTTP_DETAILS = {
+HTTP_DETAILS = {
     404: "There is no such endpoint; see /docs for the API.",
     405: "This endpoint does not take that method; the Allow header lists those it takes.",
 }
+"""The detail of plain HTTP errors whose cause is the same for every request."""
+
+REFUSED_STATUS: dict[type[RefusedError], int] = {BodyTooLargeError: 413, OverloadedError: 503}
+"""The status of each kind of refusal."""
 
 
-async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)
-    return http_problem_response(exc)
-
-
-async def on_internal_error(request: Request, exc: Exception) -> JSONResponse:
-    request_id = getattr(request.state, "request_id", None)
-    logger.error(
-        "internal error on %s %s (request %s)",
-        request.method,
-        request.url.path,
-        request_id,
-        exc_info=exc,
-    )
-    return problem_response(
-        Problem(
-            type=INTERNAL_ERROR,
-            title="Internal Server Error",
-            status=500,
-            detail="The service failed to answer this request; the fault is ours.",
-        )
+def http_problem(status: int, detail: str) -> ProblemDetails:
+    """A plain HTTP error as an ``about:blank`` problem titled with the status phrase."""
+    return ProblemDetails(
+        title=HTTP_TITLES.get(status) or HTTPStatus(status).phrase,
+        status=status,
+        detail=HTTP_DETAILS.get(status, detail),
     )
 
 
-def install_problem_handlers(app: FastAPI) -> None:
-    """Make every error the app raises answer in the problem details format."""
-    handlers: dict[Any, Any] = {
-        ValidationError: on_validation_error,
-        RequestValidationError: on_parameter_error,
-        NonFiniteResultError: on_non_finite_result,
-        GenerationError: on_generation_error,
-        BudgetExceededError: on_budget_exceeded,
-        HTTPException: on_http_error,
-        Exception: on_internal_error,
-    }
-    for exc_class, handler in handlers.items():
-        app.add_exception_handler(exc_class, handler)
+def refused_problem(exc: RefusedError) -> ProblemDetails:
+    """413 or 503: the request was turned away before any work (`REFUSED_STATUS`)."""
+    return http_problem(REFUSED_STATUS[type(exc)], exc.detail)
+
+
+def internal_problem() -> ProblemDetails:
+    """500: a fault of the service's own, which the answer does not describe further."""
+    return ProblemDetails(
+        type=INTERNAL_ERROR,
+        title="Internal Server Error",
+        status=500,
+        detail="The service failed to answer this request; the fault is ours.",
+    )

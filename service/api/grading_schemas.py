@@ -27,9 +27,10 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from service.api.errors import Problem
+from service.api.errors import ProblemDetails
 from service.api.openapi import REF_TEMPLATE
 from service.api.schemas import Matrix, ProblemMatrices
+from service.core.errors import ProblemIdError
 from service.core.workload import NOTHING, Workload, network_workload
 from service.grading import generator
 
@@ -169,10 +170,10 @@ class ProblemRef(BaseModel):
         try:
             seed, spec = generator.decode_problem_id(self.problem_id)
             self._spec = ProblemSpec.from_generator(seed, spec)
-        except (generator.ProblemIdError, ValidationError) as error:
+        except (ProblemIdError, ValidationError) as error:
             message = (
                 str(error)
-                if isinstance(error, generator.ProblemIdError)
+                if isinstance(error, ProblemIdError)
                 else ("the problem id is damaged: its spec is not one this service issues")
             )
             raise ValidationError.from_exception_data(
@@ -455,7 +456,7 @@ class GradeBatchOut(BaseModel):
     """Grades in input order (a problem details object where an item could not be graded), and
     class-wide counts of each diagnosis code and of each status per quantity."""
 
-    results: list[GradeOut | Problem]
+    results: list[GradeOut | ProblemDetails]
     diagnosis_counts: dict[str, int]
     status_counts: dict[str, dict[str, int]]
 

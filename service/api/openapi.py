@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from service.api.errors import HTTP_TITLES, MEDIA_TYPE, Problem
+from service.api.errors import HTTP_TITLES, MEDIA_TYPE, ProblemDetails
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 
@@ -42,7 +42,7 @@ def problem_responses(examples: dict[int, dict[str, Any]]) -> dict[int | str, di
             "description": HTTP_TITLES[status],
             "content": {
                 MEDIA_TYPE: {
-                    "schema": {"$ref": REF_TEMPLATE.format(model=Problem.__name__)},
+                    "schema": {"$ref": REF_TEMPLATE.format(model=ProblemDetails.__name__)},
                     "example": example,
                 }
             },
@@ -52,7 +52,8 @@ def problem_responses(examples: dict[int, dict[str, Any]]) -> dict[int | str, di
 
 
 def openapi_schema(app: FastAPI, models: list[type[BaseModel]]) -> dict[str, Any]:
-    """The app's OpenAPI document with `models` (and `Problem`) in its components; built once."""
+    """The app's OpenAPI document with `models` (and `ProblemDetails`) in its components;
+    built once."""
     if app.openapi_schema is None:
         document = get_openapi(
             title=app.title,
@@ -62,7 +63,7 @@ def openapi_schema(app: FastAPI, models: list[type[BaseModel]]) -> dict[str, Any
             routes=app.routes,
             tags=app.openapi_tags,
         )
-        documented: list[type[BaseModel]] = [*models, Problem]
+        documented: list[type[BaseModel]] = [*models, ProblemDetails]
         inputs: list[tuple[type[BaseModel], JsonSchemaMode]] = [
             (model, "validation") for model in documented
         ]

@@ -26,7 +26,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
-from service.api.errors import Problem
+from service.api.errors import ProblemDetails
 from service.core.workload import NOTHING, Workload, network_workload
 
 FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
@@ -295,4 +295,4 @@ class GradientsBatchResponse(BaseModel):
     """One entry per problem, in input order: its answer, or the problem details of its fault
     (its `errors` point into the batch request, e.g. "/problems/3/W1")."""
 
-    results: list[GradientsResponse | Problem]
+    results: list[GradientsResponse | ProblemDetails]

@@ -61,6 +61,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from service.core.errors import NonFiniteResultError
+
 Array = NDArray[np.floating]
 
 GRADIENT_NAMES = ("Y_pred", "W2", "H_relu", "H", "W1")
@@ -73,19 +75,6 @@ BLOCK = 1 << 15
 """Entries per block of the elementwise passes: the blocks of the three arrays a pass touches
 fit in L2 cache together, and there are few enough blocks that Python's overhead per block stays
 far below the work."""
-
-
-class NonFiniteResultError(ArithmeticError):
-    """The loss or a gradient overflowed to infinity or became NaN.
-
-    `quantities` names each offender: ``"loss"``, a gradient's key (``"W1"``), or a forward
-    intermediate prefixed ``"forward."`` (``"forward.Y_pred"``).
-    """
-
-    def __init__(self, quantities: list[str], dtype: np.dtype[np.floating]) -> None:
-        self.quantities = quantities
-        self.dtype = dtype
-        super().__init__(f"not finite in {dtype.name}: {', '.join(quantities)}")
 
 
 def blocks(*arrays: NDArray[Any]) -> list[tuple[NDArray[Any], ...]]:

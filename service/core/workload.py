@@ -11,17 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from service.core.errors import BudgetExceededError
 from service.settings import Settings
-
-
-class BudgetExceededError(Exception):
-    """The request would cost more of `budget` than `limit` allows: `value`."""
-
-    def __init__(self, budget: str, limit: int, value: int) -> None:
-        self.budget = budget
-        self.limit = limit
-        self.value = value
-        super().__init__(f"{budget}: {value} over the limit of {limit}")
 
 
 @dataclass(frozen=True)

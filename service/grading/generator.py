@@ -38,6 +38,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from service.core.errors import GenerationError, ProblemIdError
+
 ValueStyle = Literal["integers", "quarters", "normal"]
 ZerosInH = Literal["avoid", "allow", "require"]
 
@@ -48,14 +50,6 @@ COLUMN_TRIES = 50
 MAX_VALUES_DRAWN = 200_000
 """Attempts stop at `MAX_ATTEMPTS`, or sooner once this many values have been drawn in all."""
 AVOID_MARGIN = 1e-9
-
-
-class GenerationError(ValueError):
-    """No attempt within `MAX_ATTEMPTS` met the spec (e.g. zeros required of normal values)."""
-
-
-class ProblemIdError(ValueError):
-    """A problem id that this service did not issue, or that is damaged."""
 
 
 @dataclass(frozen=True)

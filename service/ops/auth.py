@@ -10,7 +10,7 @@ every request passes untouched. Otherwise every request to a /v1 path must carry
 - a key past its rate limit: 429, with ``Retry-After``.
 
 A request that passes carries its key's role in ``scope["state"]["role"]``, which routes read as
-``request.state.role`` (`caller_role`).
+``request.state.role`` (`service.api.routes.grading.caller_role`).
 
 A key is compared, by SHA-256 digest and in constant time, with every configured key; the
 middleware keeps only the digests, and no key is ever logged, echoed in an answer or shown in a
@@ -28,12 +28,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import Request
 from starlette._utils import get_route_path  # the path as the router matches it
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.api.errors import HTTP_TITLES, Problem, problem_response
+from service.api.errors import http_problem
+from service.api.handlers import problem_response
 from service.settings import Role
 
 PERMISSIONS: dict[Role, tuple[str, ...]] = {
@@ -189,10 +189,9 @@ class ApiKeys:
 
 def unauthorized(sent: bool) -> ASGIApp:
     return problem_response(
-        Problem(
-            title=HTTP_TITLES[401],
-            status=401,
-            detail="The API key sent is not one this service accepts."
+        http_problem(
+            401,
+            "The API key sent is not one this service accepts."
             if sent
             else "This endpoint needs an API key, sent as Authorization: Bearer <key> "
             "or X-API-Key: <key>.",
@@ -204,10 +203,9 @@ def unauthorized(sent: bool) -> ASGIApp:
 def forbidden(role: Role) -> ASGIApp:
     allowed = PERMISSIONS[role]
     return problem_response(
-        Problem(
-            title=HTTP_TITLES[403],
-            status=403,
-            detail=f"This API key's role is {role}, which may call only "
+        http_problem(
+            403,
+            f"This API key's role is {role}, which may call only "
             f"{' and '.join(allowed)} and the paths under {'it' if len(allowed) == 1 else 'them'}.",
         )
     )
@@ -216,20 +214,12 @@ def forbidden(role: Role) -> ASGIApp:
 def too_many(per_minute: int, wait: float) -> ASGIApp:
     retry_after = max(1, math.ceil(wait))
     return problem_response(
-        Problem(
-            title=HTTP_TITLES[429],
-            status=429,
-            detail=f"This API key may make {per_minute} requests a minute; "
-            f"retry after {retry_after} s.",
+        http_problem(
+            429,
+            f"This API key may make {per_minute} requests a minute; retry after {retry_after} s.",
         ),
         headers={"Retry-After": str(retry_after)},
     )
-
-
-def caller_role(request: Request) -> Role | None:
-    """The role of the request's API key; None when the deployment configures no keys."""
-    role: Role | None = getattr(request.state, "role", None)
-    return role
 
 
 def with_security(openapi: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:

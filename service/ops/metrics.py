@@ -23,10 +23,6 @@ those of every worker (`prometheus_client.multiprocess`).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from time import perf_counter
 from typing import Any
 
 from prometheus_client import (
@@ -139,6 +135,10 @@ class Metrics:
             found = self._children[key] = metric.labels(*labels)
         return found
 
+    def observe_compute(self, endpoint: str, seconds: float) -> None:
+        """Record one computation's time (`service.api.timing.timed_compute` reports it)."""
+        self.child(self.compute, endpoint).observe(seconds)
+
     def exposition(self) -> bytes:
         """The metrics in the text format: this app's, or every worker's in multiprocess mode."""
         if multiprocess_mode():
@@ -151,26 +151,3 @@ class Metrics:
         """In multiprocess mode, drop this process's in-flight gauge from the sum."""
         if multiprocess_mode():
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
-
-
-current_metrics: ContextVar[Metrics | None] = ContextVar("gradserve_metrics", default=None)
-"""The metrics of the app answering the current request; set by the observability middleware."""
-
-
-@contextmanager
-def timed_compute(endpoint: str) -> Iterator[None]:
-    """Observe the time the block takes in ``gradserve_compute_seconds{endpoint=...}``, whether
-    it returns or raises. Outside a request (no app's metrics in context) it only runs the block.
-
-    ::
-
-        with timed_compute("gradients"):
-            result = loss_and_gradients(...)
-    """
-    metrics = current_metrics.get()
-    start = perf_counter()
-    try:
-        yield
-    finally:
-        if metrics is not None:
-            metrics.child(metrics.compute, endpoint).observe(perf_counter() - start)

@@ -41,9 +41,11 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.errors import Problem, problem_response
+from service.api.errors import http_problem
+from service.api.handlers import problem_response
 from service.api.openapi import problem_responses
-from service.ops.metrics import CONTENT_TYPE, Metrics, current_metrics
+from service.api.timing import compute_observer
+from service.ops.metrics import CONTENT_TYPE, Metrics
 from service.settings import Settings
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -107,11 +109,11 @@ class Observability:
             await send(message)
 
         self.metrics.in_flight.inc()
-        token = current_metrics.set(self.metrics)
+        token = compute_observer.set(self.metrics.observe_compute)
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            current_metrics.reset(token)
+            compute_observer.reset(token)
             self.metrics.in_flight.dec()
             seconds = time.perf_counter() - start
             route = route_template(scope)
@@ -229,7 +231,7 @@ async def readyz(request: Request) -> JSONResponse:
     request.state.rejection_reason = "not_ready"
     settings: Settings = request.app.state.settings
     return problem_response(
-        Problem(title="Service Unavailable", status=503, detail=f"Not ready: {reason}."),
+        http_problem(503, f"Not ready: {reason}."),
         headers={"Retry-After": str(settings.retry_after_seconds)},
     )
 

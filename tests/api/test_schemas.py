@@ -186,7 +186,7 @@ async def test_every_fault_is_reported_up_to_twenty(client: httpx.AsyncClient) -
     assert problem["error_count"] == 250
     assert len(problem["errors"]) == 20
     assert (
-        problem["detail"] == "250 problems, the first: X[0][0] must be a JSON number, not a string"
+        problem["detail"] == "250 errors, the first: X[0][0] must be a JSON number, not a string"
     )
     assert '"a"' not in response.text, "input echoed"
 

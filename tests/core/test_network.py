@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from service.core import network
+from service.core.errors import NonFiniteResultError
 from service.core.network import (
     FORWARD_NAMES,
     GRADIENT_NAMES,
-    NonFiniteResultError,
     Result,
     batched_loss_and_gradients,
     loss_and_gradients,

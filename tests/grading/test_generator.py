@@ -10,9 +10,8 @@ import sys
 import numpy as np
 import pytest
 
+from service.core.errors import GenerationError, ProblemIdError
 from service.grading.generator import (
-    GenerationError,
-    ProblemIdError,
     Spec,
     decode_problem_id,
     encode_problem_id,

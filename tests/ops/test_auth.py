@@ -17,6 +17,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api import examples
+from service.api.routes.grading import caller_role
 from service.app import create_app
 from service.ops import auth
 from service.ops.auth import ApiKeys
@@ -229,7 +230,7 @@ class TestRole:
     @pytest.fixture
     def app(self) -> ASGIApp:
         async def whoami(request: Request) -> JSONResponse:
-            return JSONResponse({"role": auth.caller_role(request)})
+            return JSONResponse({"role": caller_role(request)})
 
         paths = ["/v1/gradients", "/v1/grade", "/open"]
         return ApiKeys(Starlette(routes=[Route(path, whoami) for path in paths]), keys=KEYS)

@@ -21,8 +21,9 @@ from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.api import examples
+from service.api.timing import timed_compute
 from service.app import create_app
-from service.ops.metrics import REJECTION_REASONS, timed_compute
+from service.ops.metrics import REJECTION_REASONS
 from service.ops.observability import install_observability
 from service.settings import Settings
 from tests.support.server import running_server

@@ -41,7 +41,7 @@ test("a 422 problem becomes a ValidationError carrying its details", async () =>
     type: "urn:gradserve:problem:invalid-request",
     title: "Invalid request",
     status: 422,
-    detail: "2 problems, the first: X is required",
+    detail: "2 errors, the first: X is required",
     errors: [
       { pointer: "/X", detail: "X is required" },
       { pointer: "/W1/0/1", detail: "W1[0][1] must be a JSON number, not a string" },
@@ -60,7 +60,7 @@ test("a 422 problem becomes a ValidationError carrying its details", async () =>
   assert.deepEqual(error.errors, problem.errors);
   assert.deepEqual(error.problem, problem);
   assert.equal(error.response.status, 422);
-  assert.equal(error.message, "422 Invalid request: 2 problems, the first: X is required");
+  assert.equal(error.message, "422 Invalid request: 2 errors, the first: X is required");
   assert.deepEqual(error.request, { method: "POST", url: "http://127.0.0.1:8000/v1/gradients" });
 });
 

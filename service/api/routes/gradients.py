@@ -12,7 +12,7 @@ from starlette.types import Receive, Scope, Send
 
 from service.api import examples
 from service.api.body import body_media_type, validated_body
-from service.api.errors import Problem, non_finite_problem, validation_problem
+from service.api.errors import ProblemDetails, non_finite_problem, validation_problem
 from service.api.gc_pause import gc_paused_for_problems
 from service.api.json_codec import (
     Signature,
@@ -30,12 +30,9 @@ from service.api.schemas import (
     GradientsRequest,
     GradientsResponse,
 )
-from service.core.network import (
-    NonFiniteResultError,
-    batched_loss_and_gradients,
-    loss_and_gradients,
-)
-from service.ops.metrics import timed_compute
+from service.api.timing import timed_compute
+from service.core.errors import NonFiniteResultError
+from service.core.network import batched_loss_and_gradients, loss_and_gradients
 
 router = APIRouter()
 lane_router = APIRouter()
@@ -232,5 +229,5 @@ def batch_answers(batch: GradientsBatchRequest) -> bytes:
     return orjson.dumps({"results": results}, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def plain(problem: Problem) -> dict[str, Any]:
+def plain(problem: ProblemDetails) -> dict[str, Any]:
     return problem.model_dump(mode="json", exclude_none=True)

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from service.api import examples
 from service.api.body import json_body
-from service.api.errors import Problem, generation_problem, non_finite_problem
+from service.api.errors import ProblemDetails, generation_problem, non_finite_problem
 from service.api.grading_schemas import (
     GeneratedProblem,
     GradeBatchOut,
@@ -25,12 +25,11 @@ from service.api.grading_schemas import (
 from service.api.openapi import REF_TEMPLATE, json_request_body, problem_responses
 from service.api.reports import grade_out, gradescope, prairielearn
 from service.api.schemas import ProblemMatrices
-from service.core.network import NonFiniteResultError
+from service.api.timing import timed_compute
+from service.core.errors import GenerationError, NonFiniteResultError
 from service.grading import generator
 from service.grading.grader import Grade, Reference, Tolerance, grade
 from service.grading.messages import Language, language
-from service.ops.auth import caller_role
-from service.ops.metrics import timed_compute
 from service.settings import Role, Settings
 
 router = APIRouter(prefix="/v1", tags=["grading"])
@@ -45,6 +44,12 @@ def app_settings(request: Request) -> Settings:
     """The settings the app was created with."""
     settings: Settings = request.app.state.settings
     return settings
+
+
+def caller_role(request: Request) -> Role | None:
+    """The role of the request's API key; None when the deployment configures no keys."""
+    role: Role | None = getattr(request.state, "role", None)
+    return role
 
 
 def accept_language(accept_language: Annotated[str | None, Header()] = None) -> Language:
@@ -184,8 +189,8 @@ def post_grade_batch(
     """Results in input order; an item whose problem cannot be graded gets a problem details
     object of its own, and the others are graded all the same."""
     check_reveal(request, settings, role)
-    references: dict[int, tuple[Reference, str | None] | Problem] = {}
-    results: list[GradeOut | Problem] = []
+    references: dict[int, tuple[Reference, str | None] | ProblemDetails] = {}
+    results: list[GradeOut | ProblemDetails] = []
     with timed_compute("grade_batch"):
         for item in request.items:
             problem = item.problem or request.problem
@@ -193,7 +198,7 @@ def post_grade_batch(
             if id(problem) not in references:
                 references[id(problem)] = reference_or_problem(problem)
             resolved = references[id(problem)]
-            if isinstance(resolved, Problem):
+            if isinstance(resolved, ProblemDetails):
                 results.append(resolved)
                 continue
             reference, problem_id = resolved
@@ -206,17 +211,17 @@ def post_grade_batch(
 
 def reference_or_problem(
     problem: ProblemMatrices | ProblemRef,
-) -> tuple[Reference, str | None] | Problem:
+) -> tuple[Reference, str | None] | ProblemDetails:
     """The reference, or, for a batch item, the problem details of why there is none."""
     try:
         return resolve(problem)
     except NonFiniteResultError as error:
         return non_finite_problem(error)
-    except generator.GenerationError as error:
+    except GenerationError as error:
         return generation_problem(error)
 
 
-def class_counts(results: list[GradeOut | Problem]) -> dict[str, Any]:
+def class_counts(results: list[GradeOut | ProblemDetails]) -> dict[str, Any]:
     """How often each diagnosis code occurred, and each status per quantity, over the batch."""
     diagnoses: Counter[str] = Counter()
     statuses: dict[str, Counter[str]] = {}
