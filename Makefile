@@ -27,10 +27,12 @@ test: $(INSTALLED) ## run every test: service, Python client, JavaScript client 
 	$(BIN)/pytest $(PYTEST_ARGS)
 	cd clients/js && node --test
 
-lint: $(INSTALLED) ## ruff and mypy --strict
+lint: $(INSTALLED) ## ruff, mypy --strict, and the layers of service/ (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy service clients/python/src
+	$(BIN)/mypy service tests bench conftest.py
+	$(BIN)/mypy clients/python/src clients/python/tests  # apart: it has a conftest.py of its own
+	$(BIN)/lint-imports
 
 format: $(INSTALLED) ## rewrite the code in ruff's format, fixing what ruff can
 	$(BIN)/ruff check --fix .

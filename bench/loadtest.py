@@ -13,6 +13,7 @@ import asyncio
 import statistics
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import httpx
@@ -50,7 +51,7 @@ class Tally:
 
 
 async def client_loop(
-    client: httpx.AsyncClient, body: dict[str, object], until: float, tally: Tally
+    client: httpx.AsyncClient, body: Mapping[str, object], until: float, tally: Tally
 ) -> None:
     while time.monotonic() < until:
         started = time.monotonic()

@@ -38,6 +38,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -233,7 +234,7 @@ def tiny_requests() -> None:
 
         for workers in WORKERS:
             targets = [*(tiny_rate(workers, c) for c in CONNECTIONS), tiny_p99(workers)]
-            guarded(targets, lambda w=workers: tiny_at(w, body, measure))
+            guarded(targets, partial(tiny_at, workers, body, measure))
 
 
 def tiny_at(workers: int, body: bytes, measure: Callable[..., Figures]) -> None:

@@ -23,12 +23,16 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 RESULTS_VARIABLE = "BENCH_RESULTS"
 MODULE_SECONDS = 1200
 """A module still running after this long is interrupted (its servers are stopped) and the
 next one runs; only a guard against a hang, far above any module's time."""
+
+
+Unit = Literal["x", "ms"]
+Compare = Literal[">=", "<=", "<"]
 
 
 @dataclass(frozen=True)
@@ -37,8 +41,8 @@ class Target:
 
     name: str
     module: str
-    unit: Literal["x", "ms"]
-    compare: Literal[">=", "<=", "<"] | None = None
+    unit: Unit
+    compare: Compare | None = None
     threshold: float | None = None
 
     def met(self, figure: float) -> bool | None:
@@ -161,8 +165,12 @@ def print_summary(rows: dict[str, dict[str, object]], failures: dict[str, str]) 
     known = {target.name for target in TARGETS}
     extra = [
         Target(
-            name, str(row["module"]), row.get("unit", "x"), row.get("compare"), row.get("threshold")
-        )  # type: ignore[arg-type]
+            name,
+            str(row["module"]),
+            cast(Unit, row.get("unit", "x")),
+            cast(Compare | None, row.get("compare")),
+            cast(float | None, row.get("threshold")),
+        )
         for name, row in rows.items()
     ]
     targets = [*TARGETS, *(target for target in extra if target.name not in known)]

@@ -2,8 +2,9 @@
 
 A request's `Workload` counts the matrix entries it brings, the entries of the largest array the
 computation allocates (N x H, typically), and the floating-point operations it needs; each is
-compared with its limit in `Settings` using Python integers, which do not overflow. The body
-itself is capped before it is read (`service.ops.limits.BodySizeLimit`), so parsing is bounded too.
+compared with its limit (`BudgetLimits`, which the service's settings satisfy) using Python
+integers, which do not overflow. The body itself is capped before it is read
+(`service.ops.limits.BodySizeLimit`), so parsing is bounded too.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from service.core.errors import BudgetExceededError
-from service.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -47,22 +47,35 @@ def network_workload(N: int, D_in: int, H: int, D_out: int) -> Workload:
     )
 
 
+class BudgetLimits(Protocol):
+    """The three limits a workload is checked against (`service.settings.Settings` has them)."""
+
+    @property
+    def max_input_elements(self) -> int: ...
+
+    @property
+    def max_intermediate_elements(self) -> int: ...
+
+    @property
+    def max_flops(self) -> int: ...
+
+
 class Costed(Protocol):
     """A request model that can say what it will cost."""
 
     def workload(self) -> Workload: ...
 
 
-def check_budgets(workload: Workload, settings: Settings) -> None:
+def check_budgets(workload: Workload, limits: BudgetLimits) -> None:
     """Raise BudgetExceededError for the first budget the workload goes over."""
     for budget, limit, value in (
-        ("input_elements", settings.max_input_elements, workload.input_elements),
+        ("input_elements", limits.max_input_elements, workload.input_elements),
         (
             "intermediate_elements",
-            settings.max_intermediate_elements,
+            limits.max_intermediate_elements,
             workload.largest_intermediate,
         ),
-        ("flops", settings.max_flops, workload.flops),
+        ("flops", limits.max_flops, workload.flops),
     ):
         if value > limit:
             raise BudgetExceededError(budget, limit, value)

@@ -38,7 +38,7 @@ class Vector:
 
     @property
     def is_health_call(self) -> bool:
-        return self.request["method"] == "GET" and self.request["path"] == "/healthz"
+        return bool(self.request["method"] == "GET" and self.request["path"] == "/healthz")
 
 
 def load_vectors() -> list[Vector]:

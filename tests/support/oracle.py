@@ -17,11 +17,13 @@ Array = NDArray[np.float64]
 
 
 def relu(H: Array) -> Array:
-    return anp.where(H > 0, H, 0.0)
+    relu_of_H: Array = anp.where(H > 0, H, 0.0)
+    return relu_of_H
 
 
 def squared_error(Y_pred: Array, Y: Array) -> Array:
-    return anp.sum((Y_pred - Y) ** 2)
+    loss: Array = anp.sum((Y_pred - Y) ** 2)
+    return loss
 
 
 def reference(X: Array, Y: Array, W1: Array, W2: Array) -> tuple[float, dict[str, Array]]:

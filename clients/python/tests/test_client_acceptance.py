@@ -17,6 +17,14 @@ from tests.support.server import KillingTransport
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
 PROBLEMS = 40
+
+
+def dimensions(rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """N, D_in, H and D_out, each from 1 to 5."""
+    N, D_in, H, D_out = (int(n) for n in rng.integers(1, 6, 4))
+    return N, D_in, H, D_out
+
+
 CONCURRENCY = 2
 KILL_AFTER = 10
 """The server is killed as soon as this many answers have been read."""
@@ -27,10 +35,7 @@ async def test_gradients_many_survives_the_server_dying(
     own_server: Any, connect: Callable[..., Any]
 ) -> None:
     rng = np.random.default_rng(2026)
-    problems = [
-        random_problem(rng, *(int(n) for n in rng.integers(1, 6, 4)), integers=True)
-        for _ in range(PROBLEMS)
-    ]
+    problems = [random_problem(rng, *dimensions(rng), integers=True) for _ in range(PROBLEMS)]
     transport = KillingTransport(own_server.kill, KILL_AFTER)
     async with connect(own_server.url, transport=transport, retry=RETRY) as client:
         results = await client.gradients_many(problems, concurrency=CONCURRENCY)

@@ -16,6 +16,7 @@ import safetensors.numpy
 from gradserve_client import GradientsResult
 from gradserve_client._config import BINARY_MIN_ENTRIES
 from gradserve_client._safetensors import MAX_HEADER_BYTES, decode, encode
+from numpy.typing import NDArray
 from safetensors import safe_open
 
 from service.api import examples
@@ -59,7 +60,7 @@ def binary_answer(answer: dict[str, Any]) -> httpx.Response:
 
 def test_encoded_bodies_are_read_by_the_official_package_bit_for_bit(tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
-    tensors = {
+    tensors: dict[str, NDArray[Any]] = {
         "a": rng.standard_normal((3, 5)).astype(np.float32),
         "b": rng.standard_normal((4, 1)),
         "c": np.array([[-0.0, 5e-324, np.nan, -np.inf]]),
@@ -86,7 +87,7 @@ def test_encoded_headers_are_padded_and_float64_comes_first() -> None:
 
 def test_official_bodies_decode_bit_for_bit() -> None:
     rng = np.random.default_rng(6)
-    tensors = {
+    tensors: dict[str, NDArray[Any]] = {
         "loss": np.array(2.5, dtype=np.float32),
         "m": rng.standard_normal((2, 3)).astype(np.float32),
         "big": rng.standard_normal((7, 4)),
