@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from service.core.layers import matmul_backward_weight
 from service.core.network import Result
 
 Array = NDArray[np.floating]
@@ -62,7 +63,8 @@ def candidates(name: str, reference: Array, X: Array, result: Result) -> list[Ca
     """The mistaken answers for quantity `name` ("loss" or a gradient key) of this problem.
 
     `reference` is the right answer (a 0-d array for the loss); `result` the reference pass with
-    its forward intermediates. Shapes: X (N, D_in); see `service.core.network`.
+    its forward intermediates. Shapes: X (N, D_in); see `service.core.layers`, whose backward
+    functions compute the slips made in a backward step, given the operand or mask mistaken.
     """
     assert result.forward is not None
     N, D_out = result.gradients["Y_pred"].shape
@@ -81,19 +83,18 @@ def candidates(name: str, reference: Array, X: Array, result: Result) -> list[Ca
             Candidate("flattened", reference.ravel()),
             Candidate("flattened", reference.ravel(order="F")),
         ]
-    H, dH_relu = result.forward.H, result.gradients["H_relu"]
-    unmasked = dH_relu
-    mask_with_zero = dH_relu * (H >= 0)
+    H, dY_pred, dH_relu = result.forward.H, result.gradients["Y_pred"], result.gradients["H_relu"]
+    dH_with_zero = dH_relu * (H >= 0)  # the slip: relu_backward's mask [H > 0] taken as [H >= 0]
     if name == "W2":
-        found.append(Candidate("used_H_instead_of_H_relu", H.T @ result.gradients["Y_pred"]))
+        found.append(Candidate("used_H_instead_of_H_relu", matmul_backward_weight(H, dY_pred)))
     if name == "H":
         found += [
-            Candidate("missing_relu_mask", unmasked),
-            Candidate("relu_mask_includes_zero", mask_with_zero),
+            Candidate("missing_relu_mask", dH_relu),
+            Candidate("relu_mask_includes_zero", dH_with_zero),
         ]
     if name == "W1":
         found += [
-            Candidate("missing_relu_mask", X.T @ unmasked),
-            Candidate("relu_mask_includes_zero", X.T @ mask_with_zero),
+            Candidate("missing_relu_mask", matmul_backward_weight(X, dH_relu)),
+            Candidate("relu_mask_includes_zero", matmul_backward_weight(X, dH_with_zero)),
         ]
     return found

@@ -28,6 +28,7 @@ from typing import NotRequired, TypedDict
 import numpy as np
 from numpy.typing import NDArray
 
+from service.core.layers import matmul_backward_input, matmul_backward_weight, relu_backward
 from service.core.network import Result, loss_and_gradients
 from service.grading.diagnoses import Candidate, candidates
 
@@ -133,16 +134,18 @@ class Reference:
         return np.asarray(self.result.loss) if name == "loss" else self.result.gradients[name]
 
     def recompute(self, name: str, submitted: Mapping[str, Array]) -> tuple[str, Array] | None:
-        """This quantity recomputed from the nearest upstream quantity the student submitted."""
+        """This quantity recomputed from the nearest upstream quantity the student submitted, by
+        the backward functions of `service.core.layers` that computed the reference."""
         assert self.result.forward is not None
+        X, W2 = self.X, self.W2
         H, H_relu = self.result.forward.H, self.result.forward.H_relu
         steps: dict[str, list[tuple[str, Callable[[Array], Array]]]] = {
-            "W2": [("Y_pred", lambda dY: H_relu.T @ dY)],
-            "H_relu": [("Y_pred", lambda dY: dY @ self.W2.T)],
-            "H": [("H_relu", lambda dH_relu: dH_relu * (H > 0))],
+            "W2": [("Y_pred", lambda dY_pred: matmul_backward_weight(H_relu, dY_pred))],
+            "H_relu": [("Y_pred", lambda dY_pred: matmul_backward_input(dY_pred, W2))],
+            "H": [("H_relu", lambda dH_relu: relu_backward(dH_relu, H))],
             "W1": [
-                ("H", lambda dH: self.X.T @ dH),
-                ("H_relu", lambda dH_relu: self.X.T @ (dH_relu * (H > 0))),
+                ("H", lambda dH: matmul_backward_weight(X, dH)),
+                ("H_relu", lambda dH_relu: matmul_backward_weight(X, relu_backward(dH_relu, H))),
             ],
         }
         for upstream, step in steps.get(name, []):

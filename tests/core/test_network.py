@@ -1,8 +1,10 @@
-"""The NumPy core against a worked example, centred finite differences and autograd."""
+"""The NumPy core against a worked example, centred finite differences, autograd and exact
+rationals: every expectation is computed independently of `service.core`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from numpy.typing import NDArray
 
 from service.core import network
 from service.core.errors import NonFiniteResultError
@@ -20,8 +23,38 @@ from service.core.network import (
     batched_loss_and_gradients,
     loss_and_gradients,
 )
+from tests.core.test_layers import (
+    Array,
+    as_floats,
+    centred_difference,
+    negative_zeros,
+    rational,
+    rational_product,
+)
 from tests.support.generate import random_problem
 from tests.support.oracle import reference, relative_error
+
+Problem = Mapping[str, Array]
+"""X, Y, W1 and W2 by name."""
+
+
+def matrices(problem: Problem) -> tuple[Array, Array, Array, Array]:
+    """X, Y, W1, W2: the arguments of `loss_and_gradients`, in its order."""
+    return problem["X"], problem["Y"], problem["W1"], problem["W2"]
+
+
+def error(actual: NDArray[np.floating] | float, expected: Array | float) -> float:
+    """`relative_error` of a result in any float dtype."""
+    return relative_error(np.asarray(actual, dtype=np.float64), expected)
+
+
+def exact_forward(problem: Problem) -> dict[str, Array]:
+    """H = X W1, H_relu = max(H, 0) and Y_pred = H_relu W2 in exact rational arithmetic, each
+    rounded once to float64 (2-D problems)."""
+    H = rational_product(rational(problem["X"]), rational(problem["W1"]))
+    H_relu = [[max(h, Fraction(0)) for h in row] for row in H]
+    Y_pred = rational_product(H_relu, rational(problem["W2"]))
+    return {"H": as_floats(H), "H_relu": as_floats(H_relu), "Y_pred": as_floats(Y_pred)}
 
 
 def test_worked_example_by_hand() -> None:
@@ -52,24 +85,14 @@ def test_worked_example_by_hand() -> None:
         np.testing.assert_array_equal(result.gradients[name], expected[name], err_msg=name)
 
 
-def centred_difference(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float) -> np.ndarray:
-    """(f(x + eps e_i) - f(x - eps e_i)) / (2 eps) for every entry i of x."""
-    gradient = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        step = np.zeros_like(x)
-        step[index] = eps
-        gradient[index] = (f(x + step) - f(x - step)) / (2 * eps)
-    return gradient
-
-
-def loss_as_function_of(name: str, problem: dict[str, np.ndarray]) -> Callable[[np.ndarray], float]:
+def loss_as_function_of(name: str, problem: Problem) -> Callable[[Array], float]:
     """The loss as a function of one quantity, the others fixed, written out afresh."""
-    X, Y, W1, W2 = problem["X"], problem["Y"], problem["W1"], problem["W2"]
+    X, Y, W1, W2 = matrices(problem)
 
-    def sse(Y_pred: np.ndarray) -> float:
+    def sse(Y_pred: Array) -> float:
         return float(((Y_pred - Y) ** 2).sum())
 
-    def relu(H: np.ndarray) -> np.ndarray:
+    def relu(H: Array) -> Array:
         return np.where(H > 0, H, 0.0)
 
     return {
@@ -83,30 +106,31 @@ def loss_as_function_of(name: str, problem: dict[str, np.ndarray]) -> Callable[[
 
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("dims", [(1, 1, 1, 1), (4, 3, 5, 2), (7, 6, 4, 3)], ids=str)
-def test_gradients_match_centred_finite_differences(seed: int, dims: tuple[int, ...]) -> None:
+def test_gradients_match_centred_finite_differences(
+    seed: int, dims: tuple[int, int, int, int]
+) -> None:
     rng = np.random.default_rng(seed)
     problem = random_problem(rng, *dims)
-    while np.min(np.abs(problem["X"] @ problem["W1"])) < 1e-3:  # keep the ReLU's kink out of reach
+    at = {**problem, **exact_forward(problem)}
+    while np.min(np.abs(at["H"])) < 1e-3:  # keep the ReLU's kink out of reach
         problem = random_problem(rng, *dims)
-    H = problem["X"] @ problem["W1"]
-    result = loss_and_gradients(**problem, return_forward=True)
-    assert result.forward is not None
-    at = {**problem, "Y_pred": result.forward.Y_pred, "H_relu": result.forward.H_relu, "H": H}
+        at = {**problem, **exact_forward(problem)}
+    result = loss_and_gradients(*matrices(problem))
     for name in GRADIENT_NAMES:
         numeric = centred_difference(loss_as_function_of(name, problem), at[name], eps=1e-6)
-        assert relative_error(result.gradients[name], numeric) < 1e-6, name
+        assert error(result.gradients[name], numeric) < 1e-6, name
 
 
 @pytest.mark.parametrize("seed", range(40))
 def test_agrees_with_autograd(seed: int) -> None:
     rng = np.random.default_rng(1000 + seed)
-    dims = tuple(int(n) for n in rng.integers(1, 9, size=4))
-    problem = random_problem(rng, *dims, integers=seed % 2 == 0)
-    result = loss_and_gradients(**problem)
-    loss, gradients = reference(**problem)
-    assert relative_error(result.loss, loss) < 1e-12
+    N, D_in, H, D_out = (int(n) for n in rng.integers(1, 9, size=4))
+    problem = random_problem(rng, N, D_in, H, D_out, integers=seed % 2 == 0)
+    result = loss_and_gradients(*matrices(problem))
+    loss, gradients = reference(*matrices(problem))
+    assert error(result.loss, loss) < 1e-12
     for name in GRADIENT_NAMES:
-        assert relative_error(result.gradients[name], gradients[name]) < 1e-12, name
+        assert error(result.gradients[name], gradients[name]) < 1e-12, name
 
 
 dims = st.integers(min_value=1, max_value=5)
@@ -114,11 +138,11 @@ small_integers = st.integers(min_value=-2, max_value=2).map(float)
 
 
 @st.composite
-def problems_of(draw: st.DrawFn, elements: st.SearchStrategy[float]) -> dict[str, np.ndarray]:
+def problems_of(draw: st.DrawFn, elements: st.SearchStrategy[float]) -> dict[str, Array]:
     """Problems of 1 to 5 in each dimension, 1 x 1 included, with entries drawn from `elements`."""
     N, D_in, H, D_out = draw(dims), draw(dims), draw(dims), draw(dims)
 
-    def matrix(rows: int, columns: int) -> np.ndarray:
+    def matrix(rows: int, columns: int) -> Array:
         return draw(arrays(np.float64, (rows, columns), elements=elements))
 
     return {
@@ -129,31 +153,35 @@ def problems_of(draw: st.DrawFn, elements: st.SearchStrategy[float]) -> dict[str
     }
 
 
-def integer_problems() -> st.SearchStrategy[dict[str, np.ndarray]]:
+def integer_problems() -> st.SearchStrategy[dict[str, Array]]:
     """Integer-valued problems: exact zeros in H are common, results exact."""
     return problems_of(small_integers)
 
 
 @settings(max_examples=150, deadline=None)
 @given(integer_problems())
-def test_integer_problems_are_exact(problem: dict[str, np.ndarray]) -> None:
-    """With small integers every operation is exact in float64: results equal autograd's."""
-    result = loss_and_gradients(**problem, return_forward=True)
-    loss, gradients = reference(**problem)
+def test_integer_problems_are_exact(problem: dict[str, Array]) -> None:
+    """With small integers every operation is exact in float64: results equal autograd's, and
+    the forward pass the exact one."""
+    result = loss_and_gradients(*matrices(problem), return_forward=True)
+    loss, gradients = reference(*matrices(problem))
     assert result.loss == loss
     for name in GRADIENT_NAMES:
         np.testing.assert_array_equal(result.gradients[name], gradients[name], err_msg=name)
     assert result.forward is not None
-    at_zero = result.forward.H == 0
+    exact = exact_forward(problem)
+    for name in FORWARD_NAMES:
+        np.testing.assert_array_equal(getattr(result.forward, name), exact[name], err_msg=name)
+    at_zero = exact["H"] == 0
     assert not result.gradients["H"][at_zero].any(), "gradient passed through H == 0"
 
 
 @settings(max_examples=100, deadline=None)
 @given(integer_problems())
-def test_float32_is_float64_rounded(problem: dict[str, np.ndarray]) -> None:
+def test_float32_is_float64_rounded(problem: dict[str, Array]) -> None:
     """float32 runs in float32 end to end; on small integers it is exact, like float64."""
-    result = loss_and_gradients(**problem, dtype=np.float32)
-    reference_loss, gradients = reference(**problem)
+    result = loss_and_gradients(*matrices(problem), dtype=np.float32)
+    reference_loss, gradients = reference(*matrices(problem))
     assert result.dtype == np.float32
     assert result.loss == reference_loss
     for name in GRADIENT_NAMES:
@@ -192,6 +220,18 @@ def test_harmless_overflow_of_h_is_reported_only_when_returned() -> None:
     assert raised.value.quantities == ["forward.H"]
 
 
+def stack(problems: list[dict[str, Array]]) -> dict[str, Array]:
+    """Problems of one shape as one, each matrix stacked along a leading batch axis."""
+    return {name: np.stack([p[name] for p in problems]) for name in ("X", "Y", "W1", "W2")}
+
+
+def assert_forward_is_exact(result: Result, problem: Problem) -> None:
+    """The returned forward pass is the exact one, to rounding."""
+    assert result.forward is not None
+    for name, exact in exact_forward(problem).items():
+        assert error(getattr(result.forward, name), exact) < 1e-12, name
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_a_stack_gives_each_problem_its_own_answer(seed: int) -> None:
     """B problems of one shape at once: each answer equals autograd's for that problem alone,
@@ -199,18 +239,16 @@ def test_a_stack_gives_each_problem_its_own_answer(seed: int) -> None:
     rng = np.random.default_rng(seed)
     problems = [random_problem(rng, 3, 4, 5, 2, integers=b % 2 == 0) for b in range(4)]
     problems[2] = {**problems[2], "X": problems[2]["X"] * 1e160, "W1": problems[2]["W1"] * 1e160}
-    stacked = {name: np.stack([p[name] for p in problems]) for name in ("X", "Y", "W1", "W2")}
-    outcomes = batched_loss_and_gradients(**stacked, return_forward=True)
+    outcomes = batched_loss_and_gradients(*matrices(stack(problems)), return_forward=True)
     assert isinstance(outcomes[2], NonFiniteResultError)
     for b in (0, 1, 3):
         outcome = outcomes[b]
         assert not isinstance(outcome, NonFiniteResultError)
-        loss, gradients = reference(**problems[b])
-        assert relative_error(outcome.loss, loss) < 1e-12
+        loss, gradients = reference(*matrices(problems[b]))
+        assert error(outcome.loss, loss) < 1e-12
         for name in GRADIENT_NAMES:
-            assert relative_error(outcome.gradients[name], gradients[name]) < 1e-12, name
-        assert outcome.forward is not None
-        np.testing.assert_allclose(outcome.forward.H, problems[b]["X"] @ problems[b]["W1"])
+            assert error(outcome.gradients[name], gradients[name]) < 1e-12, name
+        assert_forward_is_exact(outcome, problems[b])
 
 
 # The compute core's buffers, masks, screens and dtypes (service.core.network's module docstring).
@@ -218,7 +256,7 @@ def test_a_stack_gives_each_problem_its_own_answer(seed: int) -> None:
 QUANTITIES_OF_A_RESULT = (*GRADIENT_NAMES, *(f"forward.{name}" for name in FORWARD_NAMES))
 
 
-def returned_arrays(result: Result) -> dict[str, np.ndarray]:
+def returned_arrays(result: Result) -> dict[str, NDArray[np.floating]]:
     """Every array a result hands over, keyed as NonFiniteResultError names them."""
     arrays = dict(result.gradients)
     if result.forward is not None:
@@ -241,16 +279,13 @@ def test_blocks_change_nothing(seed: int, return_forward: bool) -> None:
     """Whatever the block size, the answer is autograd's (one block per pass, or many)."""
     rng = np.random.default_rng(2000 + seed)
     problem = random_problem(rng, 6, 4, 7, 3, integers=seed % 2 == 0)
-    result = loss_and_gradients(**problem, return_forward=return_forward)
-    loss, gradients = reference(**problem)
-    assert relative_error(result.loss, loss) < 1e-12
+    result = loss_and_gradients(*matrices(problem), return_forward=return_forward)
+    loss, gradients = reference(*matrices(problem))
+    assert error(result.loss, loss) < 1e-12
     for name in GRADIENT_NAMES:
-        assert relative_error(result.gradients[name], gradients[name]) < 1e-12, name
+        assert error(result.gradients[name], gradients[name]) < 1e-12, name
     if return_forward:
-        assert result.forward is not None
-        H = problem["X"] @ problem["W1"]
-        np.testing.assert_allclose(result.forward.H, H, rtol=1e-12)
-        np.testing.assert_array_equal(result.forward.H_relu, np.maximum(result.forward.H, 0))
+        assert_forward_is_exact(result, problem)
 
 
 @pytest.mark.parametrize("return_forward", [False, True])
@@ -260,8 +295,8 @@ def test_n_x_h_arrays_of_several_real_blocks(return_forward: bool) -> None:
     rng = np.random.default_rng(5)
     problem = random_problem(rng, 300, 8, 250, 4, integers=True)
     assert problem["X"].shape[0] * problem["W1"].shape[1] > 2 * network.BLOCK
-    result = loss_and_gradients(**problem, return_forward=return_forward)
-    loss, gradients = reference(**problem)
+    result = loss_and_gradients(*matrices(problem), return_forward=return_forward)
+    loss, gradients = reference(*matrices(problem))
     assert result.loss == loss
     for name in GRADIENT_NAMES:
         np.testing.assert_array_equal(result.gradients[name], gradients[name], err_msg=name)
@@ -304,7 +339,7 @@ def test_the_computation_runs_in_the_dtype_end_to_end(
     for name in LAYER_FUNCTIONS:
         monkeypatch.setattr(network, name, spy(name, getattr(network, name)))
     problem = random_problem(np.random.default_rng(7), 5, 4, 6, 3)
-    computed = network.compute(**problem, dtype=dtype, return_forward=return_forward)
+    computed = network.compute(*matrices(problem), dtype, return_forward)
     assert {name for name, _ in seen} >= set(LAYER_FUNCTIONS)
     assert all(seen_dtype == dtype for _, seen_dtype in seen), seen
     assert computed.loss.dtype == dtype
@@ -314,7 +349,7 @@ def test_the_computation_runs_in_the_dtype_end_to_end(
         assert computed.forward is not None
         for name in FORWARD_NAMES:
             assert getattr(computed.forward, name).dtype == dtype, name
-    result = loss_and_gradients(**problem, dtype=dtype, return_forward=return_forward)
+    result = loss_and_gradients(*matrices(problem), dtype, return_forward)
     assert result.dtype == dtype
     assert all(array.dtype == dtype for array in returned_arrays(result).values())
 
@@ -332,35 +367,31 @@ def test_float32_products_round_in_float32() -> None:
 @pytest.mark.usefixtures("block")
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_the_mask_at_h_exactly_zero(dtype: type[np.floating]) -> None:
-    """H has exact zeros where dloss/dH_relu is negative, positive and zero: dloss/dH is 0.0
-    there (never -0.0), dloss/dH_relu itself wherever H > 0, and 0.0 wherever H < 0."""
+    """H has exact zeros where dloss/dH_relu is negative and where it is positive: dloss/dH is
+    0.0 there (never -0.0) and wherever H < 0, as autograd's (exact: small integers)."""
     X = np.array([[1.0, 1.0], [1.0, -1.0], [2.0, 0.0]])
     W1 = np.array([[1.0, -1.0, 0.0, 2.0, 1.0], [-1.0, 1.0, 3.0, 0.0, -1.0]])
     W2 = np.array([[1.0, -2.0], [-1.0, 1.0], [2.0, 0.5], [-3.0, 1.0], [0.5, -1.0]])
     Y = np.array([[1.0, 9.0], [-4.0, 2.0], [0.0, -6.0]])
-    result = loss_and_gradients(X, Y, W1, W2, dtype=dtype, return_forward=True)
-    assert result.forward is not None
-    H, dH_relu, dH = result.forward.H, result.gradients["H_relu"], result.gradients["H"]
+    problem = {"X": X, "Y": Y, "W1": W1, "W2": W2}
+    H = exact_forward(problem)["H"]
+    _, expected = reference(X, Y, W1, W2)
     at_zero = H == 0
     assert at_zero.sum() >= 3
-    assert (dH_relu[at_zero] < 0).any()
-    assert (dH_relu[at_zero] > 0).any()
-    np.testing.assert_array_equal(dH[H > 0], dH_relu[H > 0])
+    assert (expected["H_relu"][at_zero] < 0).any()
+    assert (expected["H_relu"][at_zero] > 0).any()
+    result = loss_and_gradients(X, Y, W1, W2, dtype=dtype, return_forward=True)
+    dH = result.gradients["H"]
     assert (dH[H <= 0] == 0).all()
     assert not np.signbit(dH[H <= 0]).any(), "a masked entry is -0.0"
-    _, gradients = reference(X, Y, W1, W2)
     for name in GRADIENT_NAMES:
-        np.testing.assert_array_equal(result.gradients[name], gradients[name], err_msg=name)
-
-
-def negative_zeros(array: np.ndarray) -> int:
-    return int(np.count_nonzero((array == 0) & np.signbit(array)))
+        np.testing.assert_array_equal(result.gradients[name], expected[name], err_msg=name)
 
 
 signed_small = st.sampled_from([-2.0, -1.0, -0.0, 0.0, 1.0, 2.0])
 
 
-def problems_with_signed_zeros() -> st.SearchStrategy[dict[str, np.ndarray]]:
+def problems_with_signed_zeros() -> st.SearchStrategy[dict[str, Array]]:
     """Small integers and both zeros, so that every product can be a sum of -0.0s."""
     return problems_of(signed_small)
 
@@ -368,11 +399,11 @@ def problems_with_signed_zeros() -> st.SearchStrategy[dict[str, np.ndarray]]:
 @settings(max_examples=150, deadline=None)
 @given(problems_with_signed_zeros(), st.sampled_from([np.float64, np.float32]), st.booleans())
 def test_no_negative_zero_is_ever_returned(
-    problem: dict[str, np.ndarray], dtype: type[np.floating], return_forward: bool
+    problem: dict[str, Array], dtype: type[np.floating], return_forward: bool
 ) -> None:
     """No returned array holds -0.0, and the loss is not -0.0, whatever the signs of the zeros
     in the inputs (a product of 0.0 and a negative number is -0.0)."""
-    result = loss_and_gradients(**problem, dtype=dtype, return_forward=return_forward)
+    result = loss_and_gradients(*matrices(problem), dtype, return_forward)
     assert not np.signbit(result.loss) or result.loss != 0
     for name, array in returned_arrays(result).items():
         assert negative_zeros(array) == 0, name
@@ -432,9 +463,7 @@ def test_a_stack_whose_sums_overflow_is_checked_problem_by_problem() -> None:
     one = np.array([[1.0]])
     fine = {"X": one, "Y": one * 0, "W1": np.array([[1.0, 1.0]]), "W2": np.array([[a], [a]])}
     overflowing = {**fine, "W2": np.array([[0.0], [1e250]]), "W1": np.array([[1.0, 1e100]])}
-    problems = [fine, overflowing, fine]
-    stacked = {name: np.stack([p[name] for p in problems]) for name in ("X", "Y", "W1", "W2")}
-    outcomes = batched_loss_and_gradients(**stacked)
+    outcomes = batched_loss_and_gradients(*matrices(stack([fine, overflowing, fine])))
     assert isinstance(outcomes[1], NonFiniteResultError)
     assert outcomes[1].quantities == ["loss", *GRADIENT_NAMES]
     for b in (0, 2):
@@ -443,7 +472,7 @@ def test_a_stack_whose_sums_overflow_is_checked_problem_by_problem() -> None:
         np.testing.assert_allclose(outcome.gradients["W1"], [[12e307, 12e307]], rtol=1e-12)
 
 
-def assert_no_aliases(arrays: dict[str, np.ndarray], inputs: dict[str, np.ndarray]) -> None:
+def assert_no_aliases(arrays: Mapping[str, NDArray[np.floating]], inputs: Problem) -> None:
     names = list(arrays)
     for i, first in enumerate(names):
         assert arrays[first].flags.c_contiguous, first
@@ -463,7 +492,7 @@ def test_returned_arrays_are_distinct_and_the_inputs_untouched(
     no input, whatever buffers the passes reuse; the inputs are left as they were."""
     problem = random_problem(np.random.default_rng(3), 7, 5, 6, 4)
     before = {name: matrix.copy() for name, matrix in problem.items()}
-    result = loss_and_gradients(**problem, dtype=dtype, return_forward=return_forward)
+    result = loss_and_gradients(*matrices(problem), dtype, return_forward)
     assert_no_aliases(returned_arrays(result), problem)
     for name, matrix in problem.items():
         np.testing.assert_array_equal(matrix, before[name], err_msg=name)
@@ -472,8 +501,8 @@ def test_returned_arrays_are_distinct_and_the_inputs_untouched(
 def test_problems_of_a_stack_share_no_array() -> None:
     rng = np.random.default_rng(4)
     problems = [random_problem(rng, 3, 4, 5, 2) for _ in range(3)]
-    stacked = {name: np.stack([p[name] for p in problems]) for name in ("X", "Y", "W1", "W2")}
-    outcomes = batched_loss_and_gradients(**stacked, return_forward=True)
+    inputs = stack(problems)
+    outcomes = batched_loss_and_gradients(*matrices(inputs), return_forward=True)
     arrays = {
         f"{b}.{name}": array
         for b, outcome in enumerate(outcomes)
@@ -481,4 +510,4 @@ def test_problems_of_a_stack_share_no_array() -> None:
         for name, array in returned_arrays(outcome).items()
     }
     assert len(arrays) == 3 * len(QUANTITIES_OF_A_RESULT)
-    assert_no_aliases(arrays, stacked)
+    assert_no_aliases(arrays, inputs)

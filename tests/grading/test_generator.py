@@ -13,6 +13,7 @@ import pytest
 from service.core.errors import GenerationError, ProblemIdError
 from service.grading.generator import (
     Spec,
+    ValueStyle,
     decode_problem_id,
     encode_problem_id,
     generate,
@@ -111,10 +112,10 @@ def test_zeros_in_h_are_avoided_by_default_and_present_when_required(seed: int) 
     ("values", "allowed"),
     [("integers", set(range(-2, 3))), ("quarters", {k / 4 for k in range(-8, 9)})],
 )
-def test_values_are_in_their_set(values: str, allowed: set[float]) -> None:
+def test_values_are_in_their_set(values: ValueStyle, allowed: set[float]) -> None:
     problem = generate(
         1, Spec(N=6, D_in=6, H=6, D_out=6, values=values, max_abs=2, zeros_in_H="allow")
-    )  # type: ignore[arg-type]
+    )
     entries = np.concatenate([m.ravel() for m in (problem.X, problem.Y, problem.W1, problem.W2)])
     assert set(entries.tolist()) <= allowed
     assert len(set(entries.tolist())) > len(allowed) // 2, "values are not spread over the range"

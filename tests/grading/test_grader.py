@@ -1,25 +1,34 @@
-"""Grading: full marks for right answers, each slip diagnosed, errors located, follow-through."""
+"""Grading: full marks for right answers, each slip diagnosed, errors located, follow-through.
+
+Right answers, and the answers that follow from a wrong upstream gradient, come from autograd,
+independently of the service's core.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
+import autograd.numpy as anp
 import numpy as np
 import pytest
+from autograd import grad
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numpy.typing import NDArray
 
-from service.grading.generator import Spec, generate
+from service.grading.generator import Spec, ValueStyle, ZerosInH, generate
 from service.grading.grader import QUANTITIES, Grade, Reference, Tolerance, grade
 from tests.support.oracle import reference as autograd_reference
+from tests.support.oracle import relu
 
-Array = np.ndarray
+Array = NDArray[np.float64]
 SEEDS = range(5)
-SHAPE = {"N": 4, "D_in": 3, "H": 5, "D_out": 2}  # no two candidate slips coincide at this shape
+SPEC = Spec(N=4, D_in=3, H=5, D_out=2)  # no two candidate slips coincide at this shape
 
 
-def problem(seed: int, zeros_in_H: str = "avoid") -> dict[str, Array]:
-    generated = generate(seed, Spec(**SHAPE, zeros_in_H=zeros_in_H))  # type: ignore[arg-type]
+def problem(seed: int, zeros_in_H: ZerosInH = "avoid") -> dict[str, Array]:
+    generated = generate(seed, replace(SPEC, zeros_in_H=zeros_in_H))
     return {"X": generated.X, "Y": generated.Y, "W1": generated.W1, "W2": generated.W2}
 
 
@@ -29,27 +38,22 @@ def right_answers(P: dict[str, Array]) -> dict[str, Array]:
     return {"loss": np.asarray(loss), **gradients}
 
 
+def H_of(P: dict[str, Array]) -> Array:  # noqa: N802
+    H: Array = P["X"] @ P["W1"]
+    return H
+
+
+def following_from_H_relu(P: dict[str, Array], dH_relu: Array) -> dict[str, Array]:  # noqa: N802
+    """dloss/dH and dloss/dW1 as they follow from a (wrong) dloss/dH_relu, by autograd: the
+    gradients of sum(dH_relu * relu(X W1)) with respect to H = X W1 and to W1."""
+    X = P["X"]
+    dH = grad(lambda H: anp.sum(dH_relu * relu(H)))(H_of(P))
+    dW1 = grad(lambda W1: anp.sum(dH_relu * relu(X @ W1)))(P["W1"])
+    return {"H": np.asarray(dH, dtype=np.float64), "W1": np.asarray(dW1, dtype=np.float64)}
+
+
 def grade_of(P: dict[str, Array], submission: dict[str, Array], credit: float = 0.5) -> Grade:
     return grade(Reference.of(**P), submission, Tolerance(), {}, credit)
-
-
-def backward_with(
-    P: dict[str, Array], dY_pred: Array, mask: Callable[[Array], Array]
-) -> dict[str, Array]:
-    """A student's backward pass from their own dloss/dY_pred and ReLU mask, written out; the
-    loss is right."""
-    H = P["X"] @ P["W1"]
-    H_relu = np.maximum(H, 0)
-    dH_relu = dY_pred @ P["W2"].T
-    dH = dH_relu * mask(H)
-    return {
-        "loss": right_answers(P)["loss"],
-        "Y_pred": dY_pred,
-        "W2": H_relu.T @ dY_pred,
-        "H_relu": dH_relu,
-        "H": dH,
-        "W1": P["X"].T @ dH,
-    }
 
 
 def codes(g: Grade, name: str) -> set[str]:
@@ -62,11 +66,13 @@ def codes(g: Grade, name: str) -> set[str]:
     dims=st.tuples(*[st.integers(1, 6)] * 4),
     values=st.sampled_from(["integers", "quarters", "normal"]),
 )
-def test_right_answers_score_full_marks(seed: int, dims: tuple[int, ...], values: str) -> None:
+def test_right_answers_score_full_marks(
+    seed: int, dims: tuple[int, int, int, int], values: ValueStyle
+) -> None:
     N, D_in, H, D_out = dims
     generated = generate(
         seed, Spec(N=N, D_in=D_in, H=H, D_out=D_out, values=values, zeros_in_H="allow")
-    )  # type: ignore[arg-type]
+    )
     P = {"X": generated.X, "Y": generated.Y, "W1": generated.W1, "W2": generated.W2}
     g = grade_of(P, right_answers(P))
     assert g.score == g.max_score == 6
@@ -106,14 +112,21 @@ def test_entries_within_tolerance_are_right(seed: int) -> None:
 
 # Each slip: the submission it produces, the quantities it shows in, and exactly the codes each
 # of those gets (no contradictory code besides).
-def missing_factor_2(P: dict[str, Array]) -> dict[str, Array]:
-    H_relu = np.maximum(P["X"] @ P["W1"], 0)
-    return backward_with(P, H_relu @ P["W2"] - P["Y"], lambda H: H > 0)
+def backward_from(factor: float) -> Callable[[dict[str, Array]], dict[str, Array]]:
+    """A student's backward pass from `factor` times the right dloss/dY_pred: each gradient is
+    linear in dloss/dY_pred, so each is `factor` times the right one; the loss is right."""
+
+    def submission(P: dict[str, Array]) -> dict[str, Array]:
+        answers = right_answers(P)
+        return {
+            name: value if name == "loss" else factor * value for name, value in answers.items()
+        }
+
+    return submission
 
 
-def sign_flipped(P: dict[str, Array]) -> dict[str, Array]:
-    H_relu = np.maximum(P["X"] @ P["W1"], 0)
-    return backward_with(P, 2 * (P["Y"] - H_relu @ P["W2"]), lambda H: H > 0)
+missing_factor_2 = backward_from(0.5)  # dloss/dY_pred taken as Y_pred - Y
+sign_flipped = backward_from(-1.0)  # dloss/dY_pred taken as 2 (Y - Y_pred)
 
 
 def mean_over(divisor: Callable[[Array], int]) -> Callable[[dict[str, Array]], dict[str, Array]]:
@@ -133,10 +146,6 @@ def one_changed(
         return answers
 
     return submission
-
-
-def H_of(P: dict[str, Array]) -> Array:  # noqa: N802
-    return P["X"] @ P["W1"]
 
 
 GRADIENTS = ["Y_pred", "W2", "H_relu", "H", "W1"]
@@ -209,7 +218,7 @@ SLIPS = [
 def test_each_slip_gets_its_code_and_no_other(
     seed: int,
     slip: Callable[[dict[str, Array]], dict[str, Array]],
-    zeros_in_H: str,
+    zeros_in_H: ZerosInH,
     expected: dict[str, set[str]],
 ) -> None:
     P = problem(seed, zeros_in_H)
@@ -231,17 +240,11 @@ def test_scaled_reports_its_factor(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_follow_through_when_downstream_matches_the_students_own_upstream(seed: int) -> None:
-    """dloss/dH_relu wrong (W2 not transposed right: times 2); dH and dW1 computed from it."""
+    """dloss/dH_relu wrong (off by 1 everywhere); dH and dW1 computed from it."""
     P = problem(seed)
     answers = right_answers(P)
-    H = H_of(P)
     wrong_dH_relu = answers["H_relu"] + 1.0
-    submission = {
-        **answers,
-        "H_relu": wrong_dH_relu,
-        "H": wrong_dH_relu * (H > 0),
-        "W1": P["X"].T @ (wrong_dH_relu * (H > 0)),
-    }
+    submission = {**answers, "H_relu": wrong_dH_relu, **following_from_H_relu(P, wrong_dH_relu)}
     g = grade_of(P, submission, credit=0.25)
     assert g.quantities["H_relu"].follows_from is None
     assert g.quantities["H_relu"].score == 0
@@ -257,7 +260,8 @@ def test_no_follow_through_when_downstream_is_wrong_another_way(seed: int) -> No
     P = problem(seed)
     answers = right_answers(P)
     wrong_dH_relu = answers["H_relu"] + 1.0
-    submission = {**answers, "H_relu": wrong_dH_relu, "H": wrong_dH_relu * (H_of(P) > 0) + 0.5}
+    wrong_dH = following_from_H_relu(P, wrong_dH_relu)["H"] + 0.5
+    submission = {**answers, "H_relu": wrong_dH_relu, "H": wrong_dH}
     g = grade_of(P, submission)
     assert g.quantities["H"].follows_from is None
     assert g.quantities["H"].score == 0
@@ -278,7 +282,7 @@ def test_follow_through_from_h_relu_when_h_is_not_submitted() -> None:
     P = problem(0)
     answers = right_answers(P)
     wrong_dH_relu = answers["H_relu"] * 3
-    submission = {"H_relu": wrong_dH_relu, "W1": P["X"].T @ (wrong_dH_relu * (H_of(P) > 0))}
+    submission = {"H_relu": wrong_dH_relu, "W1": following_from_H_relu(P, wrong_dH_relu)["W1"]}
     assert grade_of(P, submission).quantities["W1"].follows_from == "H_relu"
 
 
