@@ -9,7 +9,8 @@ In order, for every endpoint that takes a body:
 3. A computation slot (`service.api.admission.ComputeLimiter`): 503 with Retry-After when every slot
    and every waiting place is taken. The slot is held until the route has answered.
 4. Parsing and validation in one pass by pydantic-core straight from the bytes, on the event loop
-   for a small body and in the threadpool for a larger one (400 for malformed JSON, 422 for an
+   for a small body and in the threadpool for a larger one, with Python's cyclic collector paused
+   while a large body is read (`service.api.gc_pause`) (400 for malformed JSON, 422 for an
    invalid request), then the request's `workload` against the budgets (413 beyond,
    `service.core.workload`): all before anything large is allocated.
 """
@@ -27,6 +28,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from service.api.admission import ComputeLimiter
+from service.api.gc_pause import paused_for_body
 from service.core.workload import Costed, check_budgets
 from service.settings import Settings
 
@@ -98,6 +100,7 @@ async def validated_body(request: Request, read: Callable[[bytes], C]) -> AsyncI
     limiter: ComputeLimiter = request.app.state.limiter
     body = await read_body(request, settings)
     async with limiter.slot():
+        read = paused_for_body(read, body)
         if len(body) <= INLINE_BODY_BYTES:
             parsed = read(body)
         else:

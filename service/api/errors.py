@@ -39,6 +39,7 @@ from service.core.errors import (
     OverloadedError,
     RefusedError,
 )
+from service.core.shapes import MATRIX_NAMES
 
 MEDIA_TYPE = "application/problem+json"
 MAX_FIELD_ERRORS = 20
@@ -113,15 +114,12 @@ _JSON_KINDS = {
 }
 
 
-MATRICES = {"X", "Y", "W1", "W2"}
-
-
 def matrix_part(loc: tuple[int | str, ...]) -> str | None:
     """ "matrix" when the location is a problem's matrix (("X",), ("problems", 2, "W1")), "row"
     for one of its rows, None for anything else."""
-    if loc and loc[-1] in MATRICES:
+    if loc and loc[-1] in MATRIX_NAMES:
         return "matrix"
-    if len(loc) >= 2 and isinstance(loc[-1], int) and loc[-2] in MATRICES:
+    if len(loc) >= 2 and isinstance(loc[-1], int) and loc[-2] in MATRIX_NAMES:
         return "row"
     return None
 

@@ -1,26 +1,36 @@
-"""Pausing Python's cyclic garbage collector while large, cycle-free Python structures exist.
+"""Python's cyclic garbage collector, paused for the synchronous work that makes many
+cycle-free Python objects.
 
 Reading a JSON body makes one Python list per row (thousands for a large matrix, tens of
-thousands for a batch), and answering a batch one dict per problem; every few hundred new
-containers start a collection, which traverses every live list and every number in them while
-it holds the GIL. These structures hold no reference cycles (reference counting frees them), so
-those collections find nothing. For one 129 MB body: 15 collections, 0.15 s in all and up to
-71 ms at a time, during which no other request, nor /healthz, is answered; for a batch of 1,000
-tiny problems, reading took 93-96 ms with the collector running and 48-55 ms paused, answering
-45 ms and 33 ms (docs/performance.md).
+thousands for a batch), and answering a batch one dict per problem. Every few hundred new
+containers start a collection, which traverses every live container while it holds the GIL, and
+finds nothing: these structures hold no reference cycles, and reference counting frees them.
+
+The pause is scoped to that work and nothing else: `paused` wraps a synchronous function, so the
+collector is switched off when the function starts and on again when it returns or raises, in
+the thread that runs it, with no ``await`` in between. Callers wrap the work, not the request:
+`paused_for_body` a body's reader (`service.api.body.validated_body`), `paused_for_problems` a
+batch's computation and answer (`service.api.routes.gradients`). No pause spans a wait (for a
+body, a thread or a computation slot). The switch is process-wide, though: while paused work
+runs in one thread, the rest of the process runs without cyclic collections too.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import threading
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 GC_PAUSE_BYTES = 1 << 20
 """Bodies from this size on are read with the collector paused."""
 
 GC_PAUSE_PROBLEMS = 100
-"""Batches of this many problems or more are answered with the collector paused."""
+"""Batches of this many problems or more are computed and answered with the collector paused."""
 
 
 class CyclicGCPause:
@@ -48,13 +58,26 @@ class CyclicGCPause:
 
 
 CYCLIC_GC_PAUSE = CyclicGCPause()
+"""The one pause of the process, shared by every thread (the collector is process-wide)."""
 
 
-def gc_paused_for(body: bytes) -> AbstractContextManager[None]:
-    """`CYCLIC_GC_PAUSE` for a body of GC_PAUSE_BYTES or more; nothing for a smaller one."""
-    return CYCLIC_GC_PAUSE if len(body) >= GC_PAUSE_BYTES else nullcontext()
+def paused(work: Callable[P, R]) -> Callable[P, R]:
+    """`work`, run with `CYCLIC_GC_PAUSE` held from its start to its end, in its own thread."""
+
+    @functools.wraps(work)
+    def without_cyclic_gc(*args: P.args, **kwargs: P.kwargs) -> R:
+        with CYCLIC_GC_PAUSE:
+            return work(*args, **kwargs)
+
+    return without_cyclic_gc
 
 
-def gc_paused_for_problems(count: int) -> AbstractContextManager[None]:
-    """`CYCLIC_GC_PAUSE` for a batch of GC_PAUSE_PROBLEMS or more; nothing for a smaller one."""
-    return CYCLIC_GC_PAUSE if count >= GC_PAUSE_PROBLEMS else nullcontext()
+def paused_for_body(read: Callable[[bytes], R], body: bytes) -> Callable[[bytes], R]:
+    """`read`, paused while it runs when `body` is GC_PAUSE_BYTES or more; else `read` itself."""
+    return paused(read) if len(body) >= GC_PAUSE_BYTES else read
+
+
+def paused_for_problems(work: Callable[P, R], count: int) -> Callable[P, R]:
+    """`work`, paused while it runs for a batch of GC_PAUSE_PROBLEMS or more problems; else
+    `work` itself."""
+    return paused(work) if count >= GC_PAUSE_PROBLEMS else work

@@ -37,6 +37,9 @@ from service.grading import generator
 MAX_PROBLEM_DIM = 64
 """The largest N, D_in, H or D_out `/v1/problems` generates."""
 
+MAX_GRADE_ITEMS = 10_000
+"""The most submissions (`items`) one `/v1/grade/batch` request may hold."""
+
 CANDIDATE_COMPARISONS = 40
 """Floating-point operations per submitted entry: the comparisons with the answer and the slips."""
 
@@ -364,7 +367,7 @@ class GradeBatchRequest(GradingOptions):
     """Many submissions, against one problem or many."""
 
     problem: ProblemInput | None = Field(default=None, description="For items without their own.")
-    items: list[GradeBatchItem] = Field(min_length=1, max_length=10_000)
+    items: list[GradeBatchItem] = Field(min_length=1, max_length=MAX_GRADE_ITEMS)
 
     def workload(self) -> Workload:
         """Each distinct problem's reference once, and every submission."""

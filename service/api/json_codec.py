@@ -15,7 +15,8 @@ values:
   body that got this far may hold is a key or a dtype name, none of which contains "true" or
   "false", so the body's count of the words ``true`` and ``false`` equals its count of boolean
   literals; it must be the number of booleans in the options;
-- the shapes agree and, for float32, every entry lies in float32's range.
+- the shapes agree and, for float32, every entry lies in float32's range: the rules of
+  `service.core.shapes`, which the model applies too.
 
 Any other body, valid or not, goes to `GradientsRequest.model_validate_json`, whose errors are
 the documented ones: so every error a client sees comes from the Pydantic model, and any body
@@ -29,16 +30,14 @@ themselves. A float32 result is widened exactly, so the number written is the fl
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import orjson
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
-from service.api.gc_pause import gc_paused_for
 from service.api.schemas import (
-    FLOAT32_MAX,
     MAX_BATCH_PROBLEMS,
     GradientsBatchRequest,
     GradientsRequest,
@@ -46,8 +45,14 @@ from service.api.schemas import (
     validated_or_error,
 )
 from service.core.network import FORWARD_NAMES, GRADIENT_NAMES, Result
+from service.core.shapes import (
+    MATRIX_NAMES,
+    Signature,
+    group_by_signature,
+    range_faults,
+    shape_faults,
+)
 
-MATRIX_NAMES = ("X", "Y", "W1", "W2")
 REQUEST_KEYS = {*MATRIX_NAMES, "options"}
 NUMERIC_KINDS = ("i", "f")
 """NumPy dtype kinds a matrix of JSON numbers may become: int64 (every entry an integer within
@@ -57,8 +62,7 @@ int64) or float64. Integers beyond int64 give uint64 or object arrays, which are
 def read_gradients_json(body: bytes) -> GradientsRequest:
     """The validated request in `body`; raises pydantic's ValidationError (the documented
     errors) for any body `GradientsRequest` refuses. Matrices are float64, C-contiguous."""
-    with gc_paused_for(body):
-        return fast_read(body) or GradientsRequest.model_validate_json(body)
+    return fast_read(body) or GradientsRequest.model_validate_json(body)
 
 
 def fast_read(body: bytes) -> GradientsRequest | None:
@@ -89,9 +93,9 @@ def fast_problem(document: dict[str, Any], options: Options) -> GradientsRequest
     X, Y, W1, W2 = (read_matrix(document[name]) for name in MATRIX_NAMES)
     if X is None or Y is None or W1 is None or W2 is None:
         return None
-    if not shapes_agree(X.shape, Y.shape, W1.shape, W2.shape):
+    if shape_faults(X.shape, Y.shape, W1.shape, W2.shape):
         return None
-    if options.dtype == "float32" and max(map(abs_max, (X, Y, W1, W2))) > FLOAT32_MAX:
+    if range_faults(options.dtype, X, Y, W1, W2):
         return None
     return GradientsRequest.model_construct(REQUEST_KEYS, X=X, Y=Y, W1=W1, W2=W2, options=options)
 
@@ -137,18 +141,6 @@ def read_matrix(rows: Any) -> NDArray[np.float64] | None:
     return array if array.dtype.kind == "f" else array.astype(np.float64)
 
 
-def shapes_agree(
-    X: tuple[int, ...], Y: tuple[int, ...], W1: tuple[int, ...], W2: tuple[int, ...]
-) -> bool:
-    """X: N x D_in, Y: N x D_out, W1: D_in x H, W2: H x D_out."""
-    return X[1] == W1[0] and W1[1] == W2[0] and Y[0] == X[0] and Y[1] == W2[1]
-
-
-def abs_max(matrix: NDArray[np.float64]) -> float:
-    """The largest magnitude among the entries."""
-    return float(max(matrix.max(), -matrix.min()))
-
-
 def answer_json(result: Result) -> bytes:
     """The documented answer (`service.api.schemas.GradientsResponse`) as JSON bytes."""
     return orjson.dumps(answer_document(result), option=orjson.OPT_SERIALIZE_NUMPY)
@@ -185,8 +177,7 @@ def read_batch_json(body: bytes) -> GradientsBatchRequest:
     `GradientsBatchRequest.model_validate_json` would (which judges any body the fast reader
     cannot): the problems that share a shape and options are read together, one `np.array`
     call per matrix for all of them."""
-    with gc_paused_for(body):
-        return fast_read_batch(body) or GradientsBatchRequest.model_validate_json(body)
+    return fast_read_batch(body) or GradientsBatchRequest.model_validate_json(body)
 
 
 def fast_read_batch(body: bytes) -> GradientsBatchRequest | None:
@@ -208,37 +199,17 @@ def fast_read_batch(body: bytes) -> GradientsBatchRequest | None:
     return GradientsBatchRequest.of_validated(problems, validated)
 
 
-class Signature(NamedTuple):
-    """What problems must share to be read, and computed, as one stack: the four dimensions
-    and the options."""
-
-    N: int
-    D_in: int
-    H: int
-    D_out: int
-    dtype: str
-    return_forward: bool
-
-    @classmethod
-    def of(cls, problem: GradientsRequest) -> Signature:
-        """A validated problem's signature."""
-        (N, D_in), (H, D_out) = problem.X.shape, problem.W2.shape
-        return cls(N, D_in, H, D_out, problem.options.dtype, problem.options.return_forward)
-
-
 def read_problems(problems: list[Any]) -> list[GradientsRequest | ValidationError]:
     """Each problem validated, or Pydantic's error for it, in order (no boolean may sit
     outside the options). Problems of one signature are read as stacks; when a stack cannot
     be read, each of its problems is read alone."""
-    validated: dict[int, GradientsRequest | ValidationError] = {}
-    groups: dict[Signature, list[int]] = {}
-    for index, problem in enumerate(problems):
-        key = signature(problem)
-        if key is None:
-            validated[index] = validated_or_error(problem)
-        else:
-            groups.setdefault(key, []).append(index)
-    for key, indices in groups.items():
+    keys = [signature(problem) for problem in problems]
+    validated: dict[int, GradientsRequest | ValidationError] = {
+        index: validated_or_error(problem)
+        for index, (problem, key) in enumerate(zip(problems, keys, strict=True))
+        if key is None
+    }
+    for key, indices in group_by_signature(keys).items():
         options = Options(dtype=key.dtype, return_forward=key.return_forward)
         stacks = read_stacks(key, [problems[index] for index in indices])
         for position, index in enumerate(indices):
@@ -270,24 +241,20 @@ def signature(problem: Any) -> Signature | None:
 
 def read_stacks(key: Signature, problems: list[Any]) -> list[NDArray[np.float64]] | None:
     """X, Y, W1, W2 of every problem as four float64 stacks (B, rows, columns), or None unless
-    every matrix of every problem has the shape `key` implies and holds only numbers."""
-    shapes = {
-        "X": (key.N, key.D_in),
-        "Y": (key.N, key.D_out),
-        "W1": (key.D_in, key.H),
-        "W2": (key.H, key.D_out),
-    }
+    each stack is one regular array of numbers (every problem's matrix of the shape of the
+    first: for X and W2, the shapes `key` was read from), whose shapes agree and whose entries
+    fit `key.dtype`."""
     stacks = []
-    for name, shape in shapes.items():
+    for name in MATRIX_NAMES:
         try:
             stack = np.array([problem[name] for problem in problems])
         except ValueError:
             return None
-        if stack.shape != (len(problems), *shape) or stack.dtype.kind not in NUMERIC_KINDS:
+        if stack.ndim != 3 or stack.dtype.kind not in NUMERIC_KINDS or 0 in stack.shape:
             return None
         stacks.append(stack if stack.dtype.kind == "f" else stack.astype(np.float64))
-    if 0 in stacks[0].shape or 0 in stacks[3].shape:
+    if shape_faults(*(stack.shape[1:] for stack in stacks)):
         return None
-    if key.dtype == "float32" and max(map(abs_max, stacks)) > FLOAT32_MAX:
+    if range_faults(key.dtype, *stacks):
         return None
     return stacks

@@ -40,8 +40,8 @@ for the first non-finite entry of X, at row 1, column 0 (one error per tensor, n
 entry); ``("options", "dtype")`` for a bad metadata value or key (``("options",)`` when
 ``__metadata__`` is not an object); ``()`` (pointer "", the whole body) for a fault of the
 framing: a body too short, a header too long, beyond the body, not UTF-8 or not JSON, or bytes
-after the last tensor. Shape and float32 range errors are those of the JSON path itself
-(`service.api.schemas.shape_errors`, `service.api.schemas.dtype_range_errors`).
+after the last tensor. Shape and float32 range errors are those of the JSON path itself: the
+rules of `service.core.shapes` (`shape_faults`, `range_faults`).
 
 The answer, from `write_answer`: tensors "loss" (shape [], a 0-d scalar), "gradients.Y_pred"
 (N x D_out), "gradients.W2" (H x D_out), "gradients.H_relu" (N x H), "gradients.H" (N x H),
@@ -66,8 +66,9 @@ from numpy.typing import NDArray
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
-from service.api.schemas import GradientsRequest, Options, dtype_range_errors, shape_errors
+from service.api.schemas import GradientsRequest, Options, fault_errors
 from service.core.network import FORWARD_NAMES, GRADIENT_NAMES, Result
+from service.core.shapes import MATRIX_NAMES, range_faults, shape_faults
 
 MEDIA_TYPE = "application/vnd.safetensors"
 
@@ -84,7 +85,6 @@ DTYPES: dict[str, np.dtype[np.floating]] = {"F64": np.dtype("<f8"), "F32": np.dt
 
 WIRE_DTYPES = {"float64": "F64", "float32": "F32"}
 
-MATRICES = ("X", "Y", "W1", "W2")
 METADATA = "__metadata__"
 ENTRY = '{"dtype": "F64" or "F32", "shape": [rows, columns], "data_offsets": [begin, end]}'
 BOOLEANS = {"true": True, "false": False}
@@ -106,17 +106,17 @@ def read_problem(body: bytes) -> GradientsRequest:
     if not errors:
         errors = _layout_errors(header, len(body) - start)
     if not errors:
-        matrices = {name: _matrix(body, start, header[name]) for name in MATRICES}
+        matrices = {name: _matrix(body, start, header[name]) for name in MATRIX_NAMES}
         errors = [error for name, M in matrices.items() if (error := _non_finite(name, M))]
     if errors or options is None:
         raise _invalid(errors + option_errors)
-    errors = shape_errors(*(M.shape for M in matrices.values()))
-    if errors:
-        raise _invalid(errors)
-    errors = dtype_range_errors(matrices, options.dtype)
-    if errors:
-        raise _invalid(errors)
     X, Y, W1, W2 = matrices.values()
+    faults = shape_faults(X.shape, Y.shape, W1.shape, W2.shape)
+    if faults:
+        raise _invalid(fault_errors(faults))
+    faults = range_faults(options.dtype, X, Y, W1, W2)
+    if faults:
+        raise _invalid(fault_errors(faults))
     return GradientsRequest.model_construct(X=X, Y=Y, W1=W1, W2=W2, options=options)
 
 
@@ -192,12 +192,12 @@ def _entry_errors(header: dict[str, Any]) -> list[InitErrorDetails]:
     """Errors of the tensors' entries: missing, unknown or malformed, in the order X, Y, W1,
     W2, then unknown names in header order."""
     errors = []
-    for name in MATRICES:
+    for name in MATRIX_NAMES:
         if name not in header:
             errors.append(InitErrorDetails(type="missing", loc=(name,), input=None))
         elif fault := _entry_fault(header[name]):
             errors.append(_tensor_error(name, fault))
-    unknown = [name for name in header if name not in (*MATRICES, METADATA)]
+    unknown = [name for name in header if name not in (*MATRIX_NAMES, METADATA)]
     return errors + [
         InitErrorDetails(type="extra_forbidden", loc=(n,), input=None) for n in unknown
     ]
@@ -235,7 +235,7 @@ def _layout_errors(header: dict[str, Any], buffer_size: int) -> list[InitErrorDe
     """Errors of where the four tensors lie: back to back from offset 0 to the buffer's end."""
     errors = []
     end_so_far, previous = 0, ""
-    for name in sorted(MATRICES, key=lambda name: header[name]["data_offsets"][0]):
+    for name in sorted(MATRIX_NAMES, key=lambda name: header[name]["data_offsets"][0]):
         begin, end = header[name]["data_offsets"]
         where = f"data_offsets [{begin}, {end}]"
         if end > buffer_size:

@@ -3,8 +3,10 @@
 A matrix travels as a JSON array of rows, each row an array of numbers. Entries are validated by
 pydantic-core in Rust (strict, finite floats; JSON integers are accepted since JavaScript writes
 ``1`` for 1.0) and the rows become one NumPy array, so a 1000 x 1000 matrix validates in about the
-time NumPy takes to convert it. Shape rules between the four matrices live in one model validator
-whose errors point at the field at fault and name both fields and their shapes.
+time NumPy takes to convert it. The rules between the four matrices, that their shapes agree and
+that a float32 computation can hold their entries, are those of `service.core.shapes`, checked by
+the model validators below; their errors point at the field at fault and name both fields and
+their shapes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
 from service.api.errors import ProblemDetails
+from service.core.shapes import Fault, Signature, range_faults, shape_faults
 from service.core.workload import NOTHING, Workload, network_workload
 
 FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
@@ -40,7 +43,8 @@ Rows = Annotated[
 
 DType = Literal["float64", "float32"]
 
-FLOAT32_MAX = float(np.finfo(np.float32).max)
+MAX_BATCH_PROBLEMS = 10_000
+"""The most problems one /v1/gradients/batch request may hold."""
 
 
 def rows_to_array(rows: list[list[float]], info: ValidationInfo) -> NDArray[np.float64]:
@@ -111,10 +115,10 @@ class ProblemMatrices(BaseModel):
 
     @model_validator(mode="after")
     def shapes_agree(self) -> Self:
-        """X: N x D_in, W1: D_in x H, W2: H x D_out, Y: N x D_out."""
-        errors = shape_errors(self.X.shape, self.Y.shape, self.W1.shape, self.W2.shape)
-        if errors:
-            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        """X: N x D_in, W1: D_in x H, W2: H x D_out, Y: N x D_out (`shape_faults`)."""
+        faults = shape_faults(self.X.shape, self.Y.shape, self.W1.shape, self.W2.shape)
+        if faults:
+            raise ValidationError.from_exception_data(type(self).__name__, fault_errors(faults))
         return self
 
 
@@ -125,78 +129,28 @@ class GradientsRequest(ProblemMatrices):
 
     @model_validator(mode="after")
     def entries_fit_dtype(self) -> Self:
-        """With float32, every entry must lie within float32's range."""
-        matrices = {"X": self.X, "Y": self.Y, "W1": self.W1, "W2": self.W2}
-        errors = dtype_range_errors(matrices, self.options.dtype)
-        if errors:
-            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        """With float32, every entry must lie within float32's range (`range_faults`)."""
+        faults = range_faults(self.options.dtype, self.X, self.Y, self.W1, self.W2)
+        if faults:
+            raise ValidationError.from_exception_data(type(self).__name__, fault_errors(faults))
         return self
 
+    def signature(self) -> Signature:
+        """What this problem must share with others to be computed in one stack with them."""
+        options = self.options
+        return Signature.of(self.X.shape, self.W2.shape, options.dtype, options.return_forward)
 
-def shape_errors(
-    X: tuple[int, ...], Y: tuple[int, ...], W1: tuple[int, ...], W2: tuple[int, ...]
-) -> list[InitErrorDetails]:
-    """One error per disagreement between the shapes of X (N x D_in), Y (N x D_out),
-    W1 (D_in x H) and W2 (H x D_out), at the field at fault, naming both fields and all four
-    shapes; shared by the JSON and the safetensors readers (`service.api.safetensors_codec`)."""
-    rules = [
-        ("W1", X[1] == W1[0], f"X has {_columns(X)} but W1 has {_rows(W1)}"),
-        ("W2", W1[1] == W2[0], f"W1 has {_columns(W1)} but W2 has {_rows(W2)}"),
-        ("Y", Y[0] == X[0], f"X has {_rows(X)} but Y has {_rows(Y)}"),
-        ("Y", Y[1] == W2[1], f"W2 has {_columns(W2)} but Y has {_columns(Y)}"),
-    ]
-    shapes = f"(shapes: X {_shape(X)}, Y {_shape(Y)}, W1 {_shape(W1)}, W2 {_shape(W2)})"
+
+def fault_errors(faults: list[Fault]) -> list[InitErrorDetails]:
+    """Faults of `service.core.shapes` as Pydantic's errors, each at its field and of its kind,
+    for `ValidationError.from_exception_data` (the model validators here and the safetensors
+    reader, `service.api.safetensors_codec`)."""
     return [
-        _error(field, "shape_mismatch", f"{message} {shapes}")
-        for field, agrees, message in rules
-        if not agrees
+        InitErrorDetails(
+            type=PydanticCustomError(fault.kind, fault.message), loc=(fault.field,), input=None
+        )
+        for fault in faults
     ]
-
-
-def dtype_range_errors(
-    matrices: dict[str, NDArray[np.floating]], dtype: DType
-) -> list[InitErrorDetails]:
-    """With dtype float32, one error per matrix (keyed by field name) holding entries beyond
-    float32's range, counting them and locating the first in row-major order; shared by the
-    JSON and the safetensors readers. Allocates booleans only, never a list of indices."""
-    if dtype != "float32":
-        return []
-    errors = []
-    for field, matrix in matrices.items():
-        outside = (matrix > FLOAT32_MAX) | (matrix < -FLOAT32_MAX)
-        count = int(np.count_nonzero(outside))
-        if count:
-            row, column = (int(i) for i in np.unravel_index(np.argmax(outside), outside.shape))
-            errors.append(
-                _error(
-                    field,
-                    "float32_overflow",
-                    f"{field} has {_entries(count)} outside float32's range "
-                    f"(±{FLOAT32_MAX:.4g}), the first at row {row}, column {column}; "
-                    'use "dtype": "float64"',
-                )
-            )
-    return errors
-
-
-def _shape(shape: tuple[int, ...]) -> str:
-    return " x ".join(str(n) for n in shape)
-
-
-def _entries(count: int) -> str:
-    return f"{count} entr" + ("y" if count == 1 else "ies")
-
-
-def _rows(shape: tuple[int, ...]) -> str:
-    return f"{shape[0]} row" + ("" if shape[0] == 1 else "s")
-
-
-def _columns(shape: tuple[int, ...]) -> str:
-    return f"{shape[1]} column" + ("" if shape[1] == 1 else "s")
-
-
-def _error(field: str, kind: str, message: str) -> InitErrorDetails:
-    return InitErrorDetails(type=PydanticCustomError(kind, message), loc=(field,), input=None)
 
 
 class Gradients(BaseModel):
@@ -239,10 +193,6 @@ class GradientsResponse(BaseModel):
     )
     dtype: DType = Field(description="The floating-point type the computation ran in.")
     shapes: Shapes
-
-
-MAX_BATCH_PROBLEMS = 10_000
-"""The most problems one /v1/gradients/batch request may hold."""
 
 
 class GradientsBatchRequest(BaseModel):

@@ -1,8 +1,8 @@
 """What a grade says, in English and in Chinese (the exercise is taught in both).
 
-`language(accept_language)` picks ``en`` or ``zh`` from an Accept-Language header; `say` fills a
-message template. Keys are the grade statuses, ``follows_from``, and the diagnosis codes of
-`service.grading.diagnoses`.
+`say` fills a message template in a `Language`, which the API chooses from the request's
+Accept-Language header (`service.api.negotiation.language`). Keys are the grade statuses,
+``follows_from``, and the diagnosis codes of `service.grading.diagnoses`.
 """
 
 from __future__ import annotations
@@ -68,23 +68,6 @@ MESSAGES: dict[Language, dict[str, str]] = {
         "operands_swapped": "乘积的两个因子顺序颠倒了：结果是正确答案的转置。",
     },
 }
-
-
-def language(accept_language: str | None) -> Language:
-    """``zh`` when Chinese is preferred (by q-value) over English in the header, else ``en``."""
-    best: tuple[float, Language] = (0.0, "en")
-    for part in (accept_language or "").split(","):
-        tag, _, parameters = part.strip().partition(";")
-        quality = 1.0
-        if parameters.strip().startswith("q="):
-            try:
-                quality = float(parameters.strip()[2:])
-            except ValueError:
-                continue
-        primary = tag.strip().lower().split("-")[0]
-        if primary in ("en", "zh") and quality > best[0]:
-            best = (quality, "zh" if primary == "zh" else "en")
-    return best[1]
 
 
 def say(lang: Language, key: str, **values: object) -> str:

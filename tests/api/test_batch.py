@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import numpy as np
 import pytest
 
 from service.api import examples
 from service.api.schemas import MAX_BATCH_PROBLEMS
+from service.core.shapes import Signature, group_by_signature
 from service.settings import Settings
 from tests.support.generate import as_json, random_problem
 from tests.support.oracle import reference, relative_error
@@ -37,7 +40,7 @@ async def test_mixed_shapes_each_agree_with_autograd_in_input_order(
     rng = np.random.default_rng(5)
     shapes = [(4, 3, 5, 2), (1, 1, 1, 1), (6, 2, 3, 4)]
     problems = [random_problem(rng, *shapes[i % 3], integers=i % 2 == 0) for i in range(30)]
-    bodies = [as_json(p) for p in problems]
+    bodies: list[dict[str, Any]] = [as_json(p) for p in problems]
     for i in range(0, 30, 7):
         bodies[i]["options"] = {"return_forward": True}
     answer = await client.post("/v1/gradients/batch", json={"problems": bodies})
@@ -56,7 +59,7 @@ async def test_each_batch_answer_is_what_the_single_endpoint_answers(
     client: httpx.AsyncClient,
 ) -> None:
     rng = np.random.default_rng(6)
-    bodies = [as_json(random_problem(rng, 3, 4, 2, 3)) for _ in range(5)]
+    bodies: list[dict[str, Any]] = [as_json(random_problem(rng, 3, 4, 2, 3)) for _ in range(5)]
     bodies[1]["options"] = {"dtype": "float32"}
     batch = (await client.post("/v1/gradients/batch", json={"problems": bodies})).json()
     for body, result in zip(bodies, batch["results"], strict=True):
@@ -124,3 +127,15 @@ class TestBudgets:
         assert fits.status_code == 200
         assert too_many.status_code == 413
         assert (too_many.json()["budget"], too_many.json()["value"]) == ("input_elements", 105)
+
+
+def test_problems_are_grouped_by_signature_in_order_of_first_appearance() -> None:
+    """One grouping, for reading a batch as stacks and for computing it (`service.core.shapes`);
+    None is a problem taken alone."""
+    a = Signature(2, 2, 3, 1, "float64", False)
+    b = a._replace(dtype="float32")
+    c = a._replace(return_forward=True)
+    groups = group_by_signature([b, None, a, b, c, None, a])
+    assert groups == {b: [0, 3], a: [2, 6], c: [4]}
+    assert list(groups) == [b, a, c]
+    assert group_by_signature([None, None]) == {}

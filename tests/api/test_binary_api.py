@@ -24,12 +24,17 @@ SAFETENSORS = "application/vnd.safetensors"
 GRADIENTS = ("Y_pred", "W2", "H_relu", "H", "W1")
 
 
-def problem(seed: int = 0, N: int = 5, D_in: int = 4, H: int = 6, D_out: int = 3) -> dict:
+def problem(
+    seed: int = 0, N: int = 5, D_in: int = 4, H: int = 6, D_out: int = 3
+) -> dict[str, np.ndarray]:
     return random_problem(np.random.default_rng(seed), N, D_in, H, D_out)
 
 
 async def post_binary(
-    client: httpx.AsyncClient, arrays: dict, metadata: dict | None = None, accept: str = ""
+    client: httpx.AsyncClient,
+    arrays: dict[str, np.ndarray],
+    metadata: dict[str, str] | None = None,
+    accept: str = "",
 ) -> httpx.Response:
     headers = {"Content-Type": SAFETENSORS, **({"Accept": accept} if accept else {})}
     return await client.post(
@@ -149,6 +154,6 @@ async def test_a_binary_answer_of_many_slices_arrives_whole(client: httpx.AsyncC
     assert answer.status_code == 200
     assert int(answer.headers["content-length"]) == len(answer.content) > 2 * SLICE_BYTES
     tensors = load(answer.content)
-    expected = loss_and_gradients(**arrays)
+    expected = loss_and_gradients(arrays["X"], arrays["Y"], arrays["W1"], arrays["W2"])
     for name in GRADIENTS:
         assert tensors[f"gradients.{name}"].tobytes() == expected.gradients[name].tobytes()

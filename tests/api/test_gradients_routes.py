@@ -41,8 +41,9 @@ async def test_200_random_problems_agree_with_autograd(client: httpx.AsyncClient
     """Integer problems (exact zeros in H) and float problems, 1 x 1 to 9 x 9 x 9 x 9."""
     rng = np.random.default_rng(2026)
     for index in range(200):
-        dims = (1, 1, 1, 1) if index % 10 == 0 else tuple(int(n) for n in rng.integers(1, 10, 4))
-        problem = random_problem(rng, *dims, integers=index % 2 == 0)
+        dims = [1, 1, 1, 1] if index % 10 == 0 else [int(n) for n in rng.integers(1, 10, 4)]
+        N, D_in, H, D_out = dims
+        problem = random_problem(rng, N, D_in, H, D_out, integers=index % 2 == 0)
         response = await client.post("/v1/gradients", json=as_json(problem))
         assert response.status_code == 200, response.text
         answer = response.json()
@@ -262,7 +263,7 @@ async def test_every_operation_has_an_example(client: httpx.AsyncClient) -> None
                 for media_type, content in response.get("content", {}).items():
                     where = f"{method} {path} {status} {media_type}"
                     if content["schema"].get("format") == "binary":  # bytes: described instead
-                        assert "service/tensors.py" in content["description"], where
+                        assert "service/api/safetensors_codec.py" in content["description"], where
                     else:
                         assert "example" in content, where
 

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 from typing import Any
 
@@ -22,20 +21,13 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from service.api.fast_lane import FastLane
-from service.api.gc_pause import GC_PAUSE_BYTES, CyclicGCPause
-from service.api.json_codec import (
-    answer_json,
-    fast_read,
-    read_batch_json,
-    read_gradients_json,
-)
+from service.api.json_codec import answer_json, fast_read, read_batch_json
 from service.api.routes.gradients import SLICE_BYTES
 from service.api.schemas import GradientsBatchRequest, GradientsRequest
 from service.app import create_app
 from service.core.network import loss_and_gradients
+from service.core.shapes import MATRIX_NAMES
 from service.settings import Settings
-
-NAMES = ("X", "Y", "W1", "W2")
 
 entries = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
@@ -73,7 +65,7 @@ def bodies(
     fault = draw(st.sampled_from(FAULTS))
     N, D_in, H, D_out = draw(dimensions)
     shapes = {"X": (N, D_in), "Y": (N, D_out), "W1": (D_in, H), "W2": (H, D_out)}
-    name = draw(st.sampled_from(NAMES))
+    name = draw(st.sampled_from(MATRIX_NAMES))
     if fault == "shape":  # a mismatch, or an empty matrix
         rows, columns = shapes[name]
         shapes[name] = (rows + draw(st.sampled_from([-rows, 1])), columns)
@@ -111,7 +103,7 @@ def same_request(a: GradientsRequest, b: GradientsRequest) -> bool:
     return a.options == b.options and all(
         getattr(a, name).dtype == getattr(b, name).dtype == np.float64
         and getattr(a, name).tobytes() == getattr(b, name).tobytes()
-        for name in NAMES
+        for name in MATRIX_NAMES
     )
 
 
@@ -185,7 +177,8 @@ def test_fast_writer_writes_floats_that_read_back_bit_for_bit() -> None:
     rng = np.random.default_rng(7)
     shapes = {"X": (5, 3), "Y": (5, 2), "W1": (3, 4), "W2": (4, 2)}
     arrays = {name: rng.standard_normal(shape) * 1e3 for name, shape in shapes.items()}
-    result = loss_and_gradients(**arrays, return_forward=True)
+    X, Y, W1, W2 = (arrays[name] for name in MATRIX_NAMES)
+    result = loss_and_gradients(X, Y, W1, W2, return_forward=True)
     document = json.loads(answer_json(result))
     assert document["loss"] == result.loss
     for name, array in result.gradients.items():
@@ -252,37 +245,9 @@ async def test_a_long_answer_sent_in_slices_arrives_whole(client: httpx.AsyncCli
     answer = await client.post("/v1/gradients", json={k: v.tolist() for k, v in arrays.items()})
     assert answer.status_code == 200
     assert int(answer.headers["content-length"]) == len(answer.content) > 2 * SLICE_BYTES
-    assert answer.content == answer_json(loss_and_gradients(**arrays))
+    X, Y, W1, W2 = (arrays[name] for name in MATRIX_NAMES)
+    assert answer.content == answer_json(loss_and_gradients(X, Y, W1, W2))
 
 
 LONG = {"X": (2000, 4), "Y": (2000, 3), "W1": (4, 64), "W2": (64, 3)}
 """A problem whose JSON answer is several slices long."""
-
-
-def test_the_collector_pauses_while_any_large_body_is_read_and_only_then() -> None:
-    pause = CyclicGCPause()
-    assert gc.isenabled()
-    pause.__enter__()
-    pause.__enter__()  # a second read overlapping the first
-    pause.__exit__(None, None, None)
-    assert not gc.isenabled()  # the second read is still going
-    pause.__exit__(None, None, None)
-    assert gc.isenabled()
-
-
-def test_a_collector_switched_off_before_stays_off() -> None:
-    gc.disable()
-    try:
-        with CyclicGCPause():
-            assert not gc.isenabled()
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
-
-
-def test_reading_a_large_body_leaves_the_collector_running() -> None:
-    rows = [[0.5] * 64] * 4000
-    body = json.dumps({"X": rows, "Y": [[1.0]] * 4000, "W1": [[1.0]] * 64, "W2": [[1.0]]})
-    assert len(body) >= GC_PAUSE_BYTES
-    assert read_gradients_json(body.encode()).X.shape == (4000, 64)
-    assert gc.isenabled()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -15,6 +15,7 @@ import safetensors.numpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from numpy.typing import NDArray
 from pydantic import ValidationError
 from safetensors import safe_open
 
@@ -23,10 +24,10 @@ from service.api.errors import FieldError, validation_problem
 from service.api.safetensors_codec import MAX_HEADER_BYTES, MEDIA_TYPE, read_problem, write_answer
 from service.api.schemas import GradientsRequest
 from service.core.network import Result, loss_and_gradients
+from service.core.shapes import MATRIX_NAMES
 
 FORMATS = {"F64": "d", "F32": "f"}
 SIZES = {"F64": 8, "F32": 4}
-MATRICES = ("X", "Y", "W1", "W2")
 GRADIENT_TENSORS = [f"gradients.{name}" for name in ("Y_pred", "W2", "H_relu", "H", "W1")]
 FORWARD_TENSORS = [f"forward.{name}" for name in ("H", "H_relu", "Y_pred")]
 
@@ -400,7 +401,7 @@ def test_missing_and_unknown_tensors_are_told_as_fields_are() -> None:
 
 def test_a_request_written_by_the_official_package_reads_back_exactly() -> None:
     rng = np.random.default_rng(7)
-    sent = {
+    sent: dict[str, NDArray[np.floating]] = {
         "X": rng.standard_normal((5, 3)),
         "Y": rng.standard_normal((5, 2)).astype(np.float32),
         "W1": rng.standard_normal((3, 4)).astype(np.float32),
@@ -460,9 +461,12 @@ def test_the_header_may_be_padded_with_spaces_and_tensors_stored_in_any_order() 
         }
     )
     problem = read_problem(frame(json.dumps(header).encode() + b" " * 13, buffer))
-    for name in MATRICES:
+    for name in MATRIX_NAMES:
         assert np.array_equal(getattr(problem, name), examples.REQUEST[name]), name
 
+
+WIDTHS: dict[type[np.floating], Literal[32, 64]] = {np.float64: 64, np.float32: 32}
+"""The width of hypothesis' floats that a dtype holds exactly."""
 
 matrices_f64 = st.integers(1, 5).flatmap(
     lambda n: st.tuples(st.just(n), st.integers(1, 5), st.integers(1, 5), st.integers(1, 5))
@@ -485,9 +489,7 @@ def test_random_requests_round_trip(
             hnp.arrays(
                 dtype,
                 shape,
-                elements=st.floats(
-                    allow_nan=False, allow_infinity=False, width=np.finfo(dtype).bits
-                ),
+                elements=st.floats(allow_nan=False, allow_infinity=False, width=WIDTHS[dtype]),
             ),
             label=name,
         )

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from service.api import examples
+from service.core.shapes import Fault, range_faults
 
 pytestmark = pytest.mark.anyio
 
@@ -185,9 +189,7 @@ async def test_every_fault_is_reported_up_to_twenty(client: httpx.AsyncClient) -
     assert response.status_code == 422
     assert problem["error_count"] == 250
     assert len(problem["errors"]) == 20
-    assert (
-        problem["detail"] == "250 errors, the first: X[0][0] must be a JSON number, not a string"
-    )
+    assert problem["detail"] == "250 errors, the first: X[0][0] must be a JSON number, not a string"
     assert '"a"' not in response.text, "input echoed"
 
 
@@ -300,3 +302,75 @@ async def test_result_overflow_is_422_naming_the_quantities(client: httpx.AsyncC
         "infinite or NaN. Scale the inputs down.",
         "quantities": ["loss", "Y_pred", "W2", "H_relu", "H", "W1"],
     }
+
+
+RULES = {
+    "X-columns-vs-W1-rows",
+    "W1-columns-vs-W2-rows",
+    "X-rows-vs-Y-rows",
+    "W2-columns-vs-Y-columns",
+    "float32-overflow",
+}
+RULE_CASES = [case for case in INVALID if case.id in RULES]
+
+
+@pytest.mark.parametrize(("content", "pointer", "message"), RULE_CASES)
+async def test_a_batch_tells_a_broken_rule_as_the_single_endpoint_does(
+    client: httpx.AsyncClient, content: bytes, pointer: str, message: str
+) -> None:
+    """Shape agreement and float32's range are one rule each (`service.core.shapes`), whichever
+    reader applies them: here the batch's, among problems read as one stack."""
+    problem = json.loads(content)
+    batch = {"problems": [examples.REQUEST, problem, problem, examples.REQUEST]}
+    results = (await client.post("/v1/gradients/batch", json=batch)).json()["results"]
+    for index in (1, 2):
+        assert results[index]["detail"] == message
+        assert results[index]["errors"] == [
+            {"pointer": f"/problems/{index}{pointer}", "detail": message}
+        ]
+    assert "loss" in results[0]
+    assert "loss" in results[3]
+
+
+@pytest.mark.parametrize(
+    ("stack", "message"),
+    [
+        pytest.param(
+            np.array([[1.0, 2e38], [-5e38, 4e38]]),
+            "W1 has 2 entries outside float32's range (±3.403e+38), the first at row 1, column 0; "
+            'use "dtype": "float64"',
+            id="matrix",
+        ),
+        pytest.param(
+            np.array([[[1.0, 2.0]], [[3.0, -1e39]]]),
+            "W1 has 1 entry outside float32's range (±3.403e+38), the first at row 0, column 1; "
+            'use "dtype": "float64"',
+            id="stack-located-within-its-matrix",
+        ),
+    ],
+)
+def test_the_float32_range_rule_counts_and_locates(
+    stack: NDArray[np.float64], message: str
+) -> None:
+    ones = np.ones((1, 1))
+    assert range_faults("float32", ones, ones, stack, ones) == [
+        Fault("W1", "float32_overflow", message)
+    ]
+    assert range_faults("float64", ones, ones, stack, ones) == []
+
+
+def test_the_float32_rule_allocates_nothing_when_entries_fit() -> None:
+    """Only a matrix holding entries out of range gets its booleans (1 MB for this one)."""
+    matrix = np.full((1000, 1000), 3e38)
+    tracemalloc.start()
+    try:
+        assert range_faults("float32", matrix, matrix, matrix, matrix) == []
+        _, fits = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        matrix[999, 999] = 4e38
+        assert len(range_faults("float32", matrix, matrix, matrix, matrix)) == 4
+        _, overflows = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert fits < 10_000
+    assert overflows >= 1_000_000

@@ -13,9 +13,8 @@ from starlette.types import Receive, Scope, Send
 from service.api import examples
 from service.api.body import body_media_type, validated_body
 from service.api.errors import ProblemDetails, non_finite_problem, validation_problem
-from service.api.gc_pause import gc_paused_for_problems
+from service.api.gc_pause import paused_for_problems
 from service.api.json_codec import (
-    Signature,
     answer_document,
     answer_json,
     read_batch_json,
@@ -33,6 +32,7 @@ from service.api.schemas import (
 from service.api.timing import timed_compute
 from service.core.errors import NonFiniteResultError
 from service.core.network import batched_loss_and_gradients, loss_and_gradients
+from service.core.shapes import MATRIX_NAMES, group_by_signature
 
 router = APIRouter()
 lane_router = APIRouter()
@@ -43,13 +43,14 @@ lane_router = APIRouter()
 SAFETENSORS_BODY = {
     "schema": {"type": "string", "format": "binary"},
     "description": "The same request as safetensors: tensors X, Y, W1, W2 (F64 or F32), the "
-    "options as strings in __metadata__ (service/tensors.py gives the layout and the rules).",
+    "options as strings in __metadata__ (service/api/safetensors_codec.py gives the layout and "
+    "the rules).",
 }
 SAFETENSORS_ANSWER = {
     "schema": {"type": "string", "format": "binary"},
     "description": "The same answer as safetensors, sent when Accept rates it above JSON: "
     'tensors "loss" (shape []), "gradients.<name>" and, if asked, "forward.<name>", in the '
-    "computation's dtype (service/tensors.py gives the layout).",
+    "computation's dtype (service/api/safetensors_codec.py gives the layout).",
 }
 
 
@@ -189,11 +190,11 @@ async def post_gradients_batch(request: Request) -> Response:
     into this request, e.g. "/problems/3/W1"); the others are answered all the same."""
     body_media_type(request)
     async with validated_body(request, read_batch_json) as batch:
-        with gc_paused_for_problems(len(batch.validated)):
-            if batch.workload().flops <= INLINE_FLOPS:
-                content = batch_answers(batch)
-            else:
-                content = await run_in_threadpool(batch_answers, batch)
+        work = paused_for_problems(batch_answers, len(batch.validated))
+        if batch.workload().flops <= INLINE_FLOPS:
+            content = work(batch)
+        else:
+            content = await run_in_threadpool(work, batch)
     return Response(content, media_type=JSON)
 
 
@@ -201,18 +202,18 @@ def batch_answers(batch: GradientsBatchRequest) -> bytes:
     """Every problem's answer or problem details, computed one stack per group of equal shapes,
     as the JSON of `GradientsBatchResponse`."""
     results: list[dict[str, Any]] = [{} for _ in batch.validated]
-    groups: dict[Signature, list[int]] = {}
     for index, item in enumerate(batch.validated):
-        if isinstance(item, GradientsRequest):
-            groups.setdefault(Signature.of(item), []).append(index)
-        else:
+        if not isinstance(item, GradientsRequest):
             errors = item.errors(include_url=False, include_context=False)
             results[index] = plain(validation_problem(errors, within=("problems", index)))
+    groups = group_by_signature(
+        item.signature() if isinstance(item, GradientsRequest) else None for item in batch.validated
+    )
     for signature, indices in groups.items():
         problems = [batch.validated[index] for index in indices]
         stacked = {
             name: np.stack([getattr(problem, name) for problem in problems])
-            for name in ("X", "Y", "W1", "W2")
+            for name in MATRIX_NAMES
         }
         with timed_compute("gradients_batch"):
             outcomes = batched_loss_and_gradients(

@@ -22,6 +22,7 @@ from service.api.grading_schemas import (
     ProblemSpec,
     Submission,
 )
+from service.api.negotiation import language
 from service.api.openapi import REF_TEMPLATE, json_request_body, problem_responses
 from service.api.reports import grade_out, gradescope, prairielearn
 from service.api.schemas import ProblemMatrices
@@ -29,7 +30,7 @@ from service.api.timing import timed_compute
 from service.core.errors import GenerationError, NonFiniteResultError
 from service.grading import generator
 from service.grading.grader import Grade, Reference, Tolerance, grade
-from service.grading.messages import Language, language
+from service.grading.messages import Language
 from service.settings import Role, Settings
 
 router = APIRouter(prefix="/v1", tags=["grading"])
