@@ -1,4 +1,11 @@
-"""The ASGI app: `service.app:app`, built by `create_app` from the settings."""
+"""The ASGI app: `service.app:app`, built by `create_app` from the settings.
+
+The app holds the routes of `service.api.routes` and `service.ops.observability`, one problem
+details handler per kind of error (`service.api.handlers`), and this middleware, outermost
+first: `Observability` (request ids, metrics, access log), `ApiKeys`, `BodySizeLimit`,
+`FastLane`; then FastAPI's exception middleware and router. Its lifespan marks it started and
+stopping, for /readyz; its OpenAPI document declares the API key schemes.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +35,7 @@ from service.api.routes.grading import router as grade_router
 from service.api.schemas import GradientsBatchRequest, GradientsRequest, ProblemMatrices
 from service.ops.auth import ApiKeys, with_security
 from service.ops.limits import BodySizeLimit
-from service.ops.observability import install_observability
+from service.ops.observability import install_observability, readiness_lifespan
 from service.settings import Settings, get_settings
 
 DESCRIPTION = """\
@@ -58,7 +65,11 @@ REQUEST_MODELS: list[type[BaseModel]] = [
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; `settings` defaults to those read from the environment."""
+    """Build the app; `settings` defaults to those read from the environment.
+
+    ``add_middleware`` puts each middleware outside those added before it: they are added
+    innermost first, `install_observability` last.
+    """
     settings = settings or get_settings()
     app = FastAPIOffline(
         title="gradserve",
@@ -66,9 +77,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Exact loss and gradients of a two-layer ReLU network, over HTTP.",
         description=DESCRIPTION,
         redirect_slashes=False,
+        lifespan=readiness_lifespan(),
     )
     app.state.settings = settings
-    install_observability(app, settings)
+    app.add_middleware(FastLane, routes=lane_router.routes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        ApiKeys, keys=settings.api_keys, rate_limit_per_minute=settings.rate_limit_per_minute
+    )
+    install_observability(app, settings)  # added last: the outermost middleware
     app.state.limiter = limiter = ComputeLimiter(
         slots=settings.max_concurrent_computations or settings.cores_per_worker,
         waiting=settings.max_waiting_computations,
@@ -76,16 +93,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.readiness_checks.append(lambda: "overloaded" if limiter.full else None)
     threadpool_limits(limits=settings.blas_threads or settings.cores_per_worker)
-    app.add_middleware(FastLane, routes=lane_router.routes)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(
-        ApiKeys, keys=settings.api_keys, rate_limit_per_minute=settings.rate_limit_per_minute
-    )
     for module_router in (lane_router, router, grade_router):
-        # Added as the app's own routes: FastAPI matches an included router's routes at
-        # about 50 us more per request on the reference machine (docs/performance.md).
+        # Added as the app's own routes, not as included routers, which FastAPI matches more
+        # slowly (docs/performance.md).
         app.router.routes.extend(module_router.routes)
     install_problem_handlers(app)
+    # FastAPI's documented way to extend the OpenAPI document: replace `app.openapi`.
     app.openapi = with_security(partial(openapi_schema, app, REQUEST_MODELS))  # type: ignore[method-assign]
     return app
 

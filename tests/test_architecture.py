@@ -26,7 +26,7 @@ PURE_MODULES = [
 
 def imported_by(module: str) -> set[str]:
     """The top-level packages a fresh interpreter has loaded after importing `module`."""
-    code = f"import sys, {module}; print(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    code = f"import sys, {module}; print(' '.join({{name.split('.')[0] for name in sys.modules}}))"
     completed = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )

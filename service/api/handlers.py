@@ -104,7 +104,9 @@ async def on_http_error(_request: Request, exc: HTTPException) -> JSONResponse:
 
 
 async def on_internal_error(request: Request, exc: Exception) -> JSONResponse:
-    """A 500, logged with the request id."""
+    """A 500, logged with the request id and carrying it as ``X-Request-ID``: Starlette's
+    server-error middleware sends this answer from outside the app's own middleware, past the
+    one that sets that header on every other answer (`service.ops.observability`)."""
     request_id = getattr(request.state, "request_id", None)
     logger.error(
         "internal error on %s %s (request %s)",
@@ -113,7 +115,8 @@ async def on_internal_error(request: Request, exc: Exception) -> JSONResponse:
         request_id,
         exc_info=exc,
     )
-    return problem_response(internal_problem())
+    headers = {"X-Request-ID": request_id} if isinstance(request_id, str) else None
+    return problem_response(internal_problem(), headers=headers)
 
 
 HANDLERS: dict[type[Exception], Handler] = {

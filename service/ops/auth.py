@@ -3,7 +3,8 @@
 Pure ASGI, reading headers only, never the body. With `GRADSERVE_API_KEYS` empty (the default)
 every request passes untouched. Otherwise every request to a /v1 path must carry a key, as
 ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``; other paths (/healthz, /docs,
-/openapi.json, ...) stay open. In order:
+/openapi.json, ...) stay open. Paths are taken below the app's ``root_path``, as the router
+matches them (`route_path`), so a root path opens nothing. In order:
 
 - no key, or a key not configured: 401, with ``WWW-Authenticate: Bearer realm="gradserve"``;
 - a key whose role may not call the path (`PERMISSIONS`): 403, naming the role and what it may do;
@@ -28,7 +29,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette._utils import get_route_path  # the path as the router matches it
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -73,6 +73,17 @@ def under(path: str, prefix: str) -> bool:
     """Whether `path` is `prefix` or a path below it: /v1/grade/batch is under /v1/grade,
     /v1/gradients is not."""
     return path == prefix or path.startswith(prefix + "/")
+
+
+def route_path(scope: Scope) -> str:
+    """The request's path below the app's ``root_path``, the path Starlette's router matches:
+    "/v1/gradients" for "/api/v1/gradients" under the root path "/api". A path not below the
+    root path is taken whole."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if root_path and (path == root_path or path.startswith(root_path + "/")):
+        return path[len(root_path) :]
+    return path
 
 
 def may_call(role: Role, path: str) -> bool:
@@ -167,7 +178,7 @@ class ApiKeys:
         if (
             scope["type"] != "http"
             or not self.credentials
-            or not under(get_route_path(scope), PROTECTED)
+            or not under(route_path(scope), PROTECTED)
         ):
             await self.app(scope, receive, send)
             return
@@ -176,7 +187,7 @@ class ApiKeys:
         if credential is None:
             await unauthorized(sent=key is not None)(scope, receive, send)
             return
-        if not may_call(credential.role, get_route_path(scope)):
+        if not may_call(credential.role, route_path(scope)):
             await forbidden(credential.role)(scope, receive, send)
             return
         wait = credential.bucket.take(self.clock()) if credential.bucket else 0.0

@@ -127,8 +127,8 @@ class Metrics:
             self.child(self.rejections, reason or rejection_reason(status)).inc()
 
     def child(self, metric: Labelled, *labels: str) -> Any:
-        """`metric.labels(*labels)`, looked up once per label set: prometheus-client's own
-        lookup takes microseconds, a noticeable part of a tiny request."""
+        """`metric.labels(*labels)`, asked of prometheus-client once per label set and kept
+        (docs/performance.md)."""
         key = (id(metric), labels)
         found = self._children.get(key)
         if found is None:

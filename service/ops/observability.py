@@ -1,22 +1,33 @@
 """Request ids, JSON access logs, metrics and readiness: what an operator sees of the service.
 
-`install_observability(app, settings)` wires it all into an app:
+Wired into an app in two steps, both public hooks of FastAPI:
 
-- `Observability`, a pure ASGI middleware wrapped around the whole app (outside even Starlette's
-  error middleware, so that every answer passes through it, 500s and 413s included). It gives
-  each request an id, taken from a valid ``X-Request-ID`` or generated, kept in
-  ``scope["state"]["request_id"]`` (``request.state.request_id``) and echoed as
-  ``X-Request-ID`` on the answer; counts the answer in `service.ops.metrics`; and, with
-  `Settings.access_log`, writes one JSON line per request on the logger ``gradserve.access``.
-  It reads no body and copies none: it only watches the messages go by.
-- ``GET /metrics``: the Prometheus metrics (`service.ops.metrics`).
-- ``GET /readyz``: 200 when the app has started, is not shutting down, and every readiness check
-  passes; 503 otherwise. A readiness check is a callable taking nothing and returning None when
-  all is well, or a short reason ("overloaded") when the service should get no new work; checks
-  run on the event loop at each probe, so they must be cheap and must not block. Register one
-  after `install_observability` has run::
+- ``FastAPI(lifespan=readiness_lifespan())`` (wrapping the app's own lifespan, if it has one):
+  the app is "started" once its startup has run and "stopping" as soon as its shutdown begins;
+- `install_observability(app, settings)`, called after every other ``app.add_middleware``, so
+  that `Observability` is the outermost of the app's middleware; it also serves ``/metrics`` and
+  ``/readyz``.
 
-      app.state.readiness_checks.append(lambda: "overloaded" if limiter.full else None)
+`Observability`, a pure ASGI middleware, gives each request an id, taken from a valid
+``X-Request-ID`` or generated, kept in ``scope["state"]["request_id"]``
+(``request.state.request_id``) and echoed as ``X-Request-ID`` on the answer (unless the answer
+already carries one); counts the answer in `service.ops.metrics`; and, with
+`Settings.access_log`, writes one JSON line per request on the logger ``gradserve.access``. It
+reads no body and copies none: it only watches the messages go by. Every answer of the app's
+middleware and routes passes through it (a 401 from `service.ops.auth`, a 413 from
+`service.ops.limits`, a 404). An exception passing through it is counted and logged as a 500,
+with no bytes sent: the 500 itself is sent afterwards, from outside every user middleware, by
+Starlette's server-error middleware with the app's handler for `Exception`
+(`service.api.handlers.on_internal_error`), which sets ``X-Request-ID`` from
+``request.state.request_id``.
+
+``GET /readyz`` answers 200 when the app has started, is not shutting down, and every readiness
+check passes; 503 otherwise. A readiness check is a callable taking nothing and returning None
+when all is well, or a short reason ("overloaded") when the service should get no new work;
+checks run on the event loop at each probe, so they must be cheap and must not block. Register
+one after `install_observability` has run::
+
+    app.state.readiness_checks.append(lambda: "overloaded" if limiter.full else None)
 
 A route may set ``request.state.rejection_reason`` to count its error answer under a reason other
 than the one its status implies (``/readyz`` counts its 503 as "not_ready", not "overloaded").
@@ -30,7 +41,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from copy import deepcopy
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,7 +50,7 @@ from typing import Any
 import uvicorn.config
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send, StatelessLifespan
 
 from service.api.errors import http_problem
 from service.api.handlers import problem_response
@@ -48,7 +59,7 @@ from service.api.timing import compute_observer
 from service.ops.metrics import CONTENT_TYPE, Metrics
 from service.settings import Settings
 
-REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_HEADER = b"x-request-id"
 VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
 ACCESS_LOGGER = "gradserve.access"
 
@@ -62,7 +73,7 @@ def request_id(headers: list[tuple[bytes, bytes]]) -> str:
     """The request's ``X-Request-ID`` when it is 1 to 128 of [A-Za-z0-9._-], else a new uuid4
     in hex (32 characters): an id that is safe to log and to echo whatever the client sent."""
     for name, value in headers:
-        if name == b"x-request-id":
+        if name == REQUEST_ID_HEADER:
             if VALID_REQUEST_ID.fullmatch(value):
                 return value.decode("ascii")
             break
@@ -95,15 +106,17 @@ class Observability:
         start = time.perf_counter()
         state = scope.setdefault("state", {})
         state["request_id"] = rid = request_id(scope["headers"])
-        id_header = (b"x-request-id", rid.encode("ascii"))
-        status = 500  # what the server answers if the app sends nothing
+        id_header = (REQUEST_ID_HEADER, rid.encode("ascii"))
+        status = 500  # counted so if the app raises, or sends nothing
         sent = 0
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, sent
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), id_header]
+                headers = list(message.get("headers", ()))
+                if not any(name.lower() == REQUEST_ID_HEADER for name, _ in headers):
+                    message["headers"] = [*headers, id_header]
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
             await send(message)
@@ -112,6 +125,9 @@ class Observability:
         token = compute_observer.set(self.metrics.observe_compute)
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            status = 500  # even after a start: the answer is cut off
+            raise
         finally:
             compute_observer.reset(token)
             self.metrics.in_flight.dec()
@@ -243,32 +259,36 @@ async def metrics(request: Request) -> Response:
     return Response(app_metrics.exposition(), media_type=CONTENT_TYPE)
 
 
+def readiness_lifespan(
+    app_lifespan: StatelessLifespan[FastAPI] | None = None,
+) -> StatelessLifespan[FastAPI]:
+    """The app's lifespan, for ``FastAPI(lifespan=...)``: runs `app_lifespan` (the app's own
+    startup and shutdown work, if any), marks the app started once that startup is done, and
+    stopping as soon as shutdown begins, before that shutdown work; /readyz answers so. The app
+    must have had `install_observability` by the time it starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with nullcontext() if app_lifespan is None else app_lifespan(app):
+            lifecycle: Lifecycle = app.state.lifecycle
+            lifecycle.started, lifecycle.stopping = True, False
+            try:
+                yield
+            finally:
+                lifecycle.stopping = True
+                app_metrics: Metrics = app.state.metrics
+                app_metrics.process_exiting()
+
+    return lifespan
+
+
 def install_observability(app: FastAPI, settings: Settings) -> None:
-    """Wrap `app` in `Observability` (outermost, whatever middleware is added later), serve
-    /metrics and /readyz, and track the lifespan for readiness."""
+    """Add `Observability` to `app` (call this after every other ``add_middleware``: the
+    middleware added last is the outermost), serve /metrics and /readyz, and keep the state
+    `readiness_lifespan` marks."""
     app.state.metrics = app_metrics = Metrics()
-    app.state.lifecycle = lifecycle = Lifecycle()
+    app.state.lifecycle = Lifecycle()
     if not hasattr(app.state, "readiness_checks"):
         app.state.readiness_checks = []
     app.router.routes.extend(router.routes)
-
-    build_stack = app.build_middleware_stack
-
-    def build_observed_stack() -> ASGIApp:
-        return Observability(build_stack(), app_metrics, settings.access_log)
-
-    app.build_middleware_stack = build_observed_stack  # type: ignore[method-assign]
-
-    lifespan = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def observed_lifespan(lifespan_app: Any) -> AsyncIterator[Any]:
-        async with lifespan(lifespan_app) as state:
-            lifecycle.started, lifecycle.stopping = True, False
-            try:
-                yield state
-            finally:
-                lifecycle.stopping = True
-                app_metrics.process_exiting()
-
-    app.router.lifespan_context = observed_lifespan
+    app.add_middleware(Observability, metrics=app_metrics, access_log=settings.access_log)

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api import examples
@@ -216,12 +216,35 @@ class TestKeys:
             calls.append((a, b))
             return original(a, b)
 
-        monkeypatch.setattr(auth.hmac, "compare_digest", compare_digest)
+        monkeypatch.setattr(hmac, "compare_digest", compare_digest)  # as auth calls it
         for key in [*KEYS, "key-unknown-000000"]:
             calls.clear()
             await client.post("/v1/gradients", json=examples.REQUEST, headers=bearer(key))
             assert len(calls) == len(KEYS), key
             assert len({b for _, b in calls}) == len(KEYS), "every key, each once"
+
+
+@pytest.mark.parametrize(
+    ("path", "root_path", "expected"),
+    [
+        pytest.param("/v1/gradients", "", "/v1/gradients", id="no-root-path"),
+        pytest.param("/api/v1/gradients", "/api", "/v1/gradients", id="below-the-root-path"),
+        pytest.param("/api", "/api", "", id="the-root-path-itself"),
+        pytest.param("/apiv1/gradients", "/api", "/apiv1/gradients", id="a-longer-segment"),
+        pytest.param("/v1/gradients", "/api", "/v1/gradients", id="outside-the-root-path"),
+        pytest.param("/api/v1", "/api/", "/api/v1", id="a-root-path-ending-in-a-slash"),
+    ],
+)
+def test_the_route_path_is_the_path_below_the_root_path(
+    path: str, root_path: str, expected: str
+) -> None:
+    """As Starlette's router takes it: the path it matches routes against."""
+    assert auth.route_path({"type": "http", "path": path, "root_path": root_path}) == expected
+    if expected:
+        match, _ = Route(expected, JSONResponse).matches(
+            {"type": "http", "path": path, "root_path": root_path, "method": "GET"}
+        )
+        assert match is Match.FULL
 
 
 class TestRole:
@@ -380,7 +403,8 @@ class TestRateLimitFromSettings:
 
     async def test_the_app_limits_each_key(self, client: httpx.AsyncClient) -> None:
         statuses = []
-        for role in ["grade", "grade", "grade", "instructor"]:
+        roles: list[Role] = ["grade", "grade", "grade", "instructor"]
+        for role in roles:
             headers = bearer(KEY[role])
             answer = await client.post("/v1/problems", json=examples.PROBLEM_SPEC, headers=headers)
             statuses.append(answer.status_code)
@@ -430,7 +454,9 @@ async def test_the_document_declares_both_schemes(client: httpx.AsyncClient) -> 
     }
     for path, operations in document["paths"].items():
         for operation in operations.values():
-            expected = [{"bearer": []}, {"apiKey": []}, {}] if path.startswith("/v1/") else None
+            expected: list[dict[str, list[str]]] | None = (
+                [{"bearer": []}, {"apiKey": []}, {}] if path.startswith("/v1/") else None
+            )
             assert operation.get("security") == expected, path
 
 
@@ -441,7 +467,7 @@ async def test_the_document_declares_both_schemes(client: httpx.AsyncClient) -> 
 )
 def test_unusable_keys_are_refused_at_startup_without_naming_them(keys: dict[str, str]) -> None:
     with pytest.raises(ValidationError) as refused:
-        Settings(api_keys=keys)  # type: ignore[arg-type]
+        Settings(api_keys=keys)
     assert "secret-key-1" not in str(refused.value)
 
 

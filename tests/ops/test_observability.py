@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -24,7 +24,7 @@ from service.api import examples
 from service.api.timing import timed_compute
 from service.app import create_app
 from service.ops.metrics import REJECTION_REASONS
-from service.ops.observability import install_observability
+from service.ops.observability import Observability, install_observability, readiness_lifespan
 from service.settings import Settings
 from tests.support.server import running_server
 
@@ -185,9 +185,25 @@ class TestErrorAnswersCarryTheId:
         assert response.status_code == 500
         assert response.headers["content-type"] == PROBLEM_JSON
         assert response.headers["x-request-id"] == "fault-1"
+        assert response.headers.get_list("x-request-id") == ["fault-1"]
         [entry] = [e for e in access_entries(caplog) if e["path"] == "/fault"]
         assert (entry["request_id"], entry["status"], entry["route"]) == ("fault-1", 500, "/fault")
         assert value(samples, "gradserve_rejections_total", reason="error") == 1
+
+    async def test_an_id_the_answer_carries_is_not_added_twice(self, app: FastAPI) -> None:
+        @app.get("/own-id")
+        def own_id() -> Response:
+            return Response(headers={"X-Request-ID": "set-by-the-route"})
+
+        async with client_of(app) as client:
+            response = await client.get("/own-id", headers={"X-Request-ID": "sent"})
+        assert response.headers.get_list("x-request-id") == ["set-by-the-route"]
+
+
+def test_observability_is_the_outermost_middleware(app: FastAPI) -> None:
+    """Added last, so that every answer of the other middleware passes through it."""
+    outermost: object = app.user_middleware[0].cls
+    assert outermost is Observability
 
 
 class TestAccessLog:
@@ -467,7 +483,7 @@ class TestReadiness:
             async with client_of(app) as client:
                 answers.append(await client.get("/readyz"))
 
-        app = FastAPI(lifespan=lifespan)
+        app = FastAPI(lifespan=readiness_lifespan(lifespan))
         app.state.settings = Settings(retry_after_seconds=7)
         install_observability(app, app.state.settings)
         async with started(app), client_of(app) as client:
