@@ -53,7 +53,7 @@ from bench.servers import GRADSERVE_SETTINGS, gradserve, served
 from bench.summary import record, tiny_p99, tiny_rate, unavailable
 from bench.timing import QUICK, percentile
 from service.core.network import GRADIENT_NAMES, Result, loss_and_gradients
-from service.core.workload import network_workload
+from service.core.workload import budget_use, network_workload
 from service.settings import Settings
 
 TINY = {"N": 8, "D_in": 4, "H": 16, "D_out": 3}
@@ -290,19 +290,10 @@ def tiny_at(workers: int, body: bytes, measure: Callable[..., Figures]) -> None:
 def large_settings(body_bytes: int) -> dict[str, str]:
     """The settings of the large rows' gradserve: the BLAS threads set explicitly, and each
     default limit that LARGE or a body of `body_bytes` would exceed raised to twice that."""
-    defaults = Settings()
-    work = network_workload(**LARGE)
     settings = {"GRADSERVE_BLAS_THREADS": str(BLAS_THREADS)}
-    for name, limit, value in (
-        ("MAX_BODY_BYTES", defaults.max_body_bytes, body_bytes),
-        ("MAX_INPUT_ELEMENTS", defaults.max_input_elements, work.input_elements),
-        (
-            "MAX_INTERMEDIATE_ELEMENTS",
-            defaults.max_intermediate_elements,
-            work.largest_intermediate,
-        ),
-        ("MAX_FLOPS", defaults.max_flops, work.flops),
-    ):
+    needs = [("body_bytes", Settings().max_body_bytes, body_bytes)]
+    for budget, limit, value in needs + budget_use(network_workload(**LARGE), Settings()):
+        name = f"MAX_{budget.upper()}"
         if value > limit:
             settings[f"GRADSERVE_{name}"] = str(2 * value)
             print(

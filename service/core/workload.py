@@ -66,16 +66,18 @@ class Costed(Protocol):
     def workload(self) -> Workload: ...
 
 
+def budget_use(workload: Workload, limits: BudgetLimits) -> list[tuple[str, int, int]]:
+    """Each budget's name, its limit and what `workload` needs of it. A budget named ``name``
+    is limited by the setting ``max_<name>`` (GRADSERVE_MAX_<NAME>)."""
+    return [
+        ("input_elements", limits.max_input_elements, workload.input_elements),
+        ("intermediate_elements", limits.max_intermediate_elements, workload.largest_intermediate),
+        ("flops", limits.max_flops, workload.flops),
+    ]
+
+
 def check_budgets(workload: Workload, limits: BudgetLimits) -> None:
     """Raise BudgetExceededError for the first budget the workload goes over."""
-    for budget, limit, value in (
-        ("input_elements", limits.max_input_elements, workload.input_elements),
-        (
-            "intermediate_elements",
-            limits.max_intermediate_elements,
-            workload.largest_intermediate,
-        ),
-        ("flops", limits.max_flops, workload.flops),
-    ):
+    for budget, limit, value in budget_use(workload, limits):
         if value > limit:
             raise BudgetExceededError(budget, limit, value)

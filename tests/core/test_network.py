@@ -23,7 +23,7 @@ from service.core.network import (
     batched_loss_and_gradients,
     loss_and_gradients,
 )
-from tests.core.test_layers import (
+from tests.support.exact import (
     Array,
     as_floats,
     centred_difference,

@@ -1,7 +1,7 @@
 """An independent reference for the loss and the five gradients: autograd's reverse mode.
 
 Each gradient is autograd's derivative of the loss written as a function of that one quantity,
-with everything else held fixed; nothing here shares code with `service.core.network`. The ReLU is
+with everything else held fixed; nothing here shares code with `service.core`. The ReLU is
 written `where(H > 0, H, 0)`, whose derivative autograd takes as 1 where H > 0 and 0 elsewhere,
 H == 0 included: the convention gradserve documents.
 """
