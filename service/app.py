@@ -30,7 +30,7 @@ from service.api.grading_schemas import (
 )
 from service.api.handlers import install_problem_handlers
 from service.api.openapi import openapi_schema
-from service.api.routes.gradients import lane_router, router
+from service.api.routes import batch, gradients
 from service.api.routes.grading import router as grade_router
 from service.api.schemas import GradientsBatchRequest, GradientsRequest, ProblemMatrices
 from service.ops.auth import ApiKeys, with_security
@@ -80,7 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=readiness_lifespan(),
     )
     app.state.settings = settings
-    app.add_middleware(FastLane, routes=lane_router.routes)
+    lane_routes = [*gradients.lane_router.routes, *batch.lane_router.routes]
+    app.add_middleware(FastLane, routes=lane_routes)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         ApiKeys, keys=settings.api_keys, rate_limit_per_minute=settings.rate_limit_per_minute
@@ -93,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.readiness_checks.append(lambda: "overloaded" if limiter.full else None)
     threadpool_limits(limits=settings.blas_threads or settings.cores_per_worker)
-    for module_router in (lane_router, router, grade_router):
+    for module_router in (gradients.lane_router, batch.lane_router, gradients.router, grade_router):
         # Added as the app's own routes, not as included routers, which FastAPI matches more
         # slowly (docs/performance.md).
         app.router.routes.extend(module_router.routes)

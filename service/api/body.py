@@ -40,6 +40,11 @@ INLINE_BODY_BYTES = 12 * 1024
 numbers on this project's 2-core reference machine, so under the 0.2 ms a threadpool hop costs
 (docs/performance.md). Larger ones go to the threadpool, so the loop never stalls for long."""
 
+INLINE_FLOPS = 1_000_000
+"""Problems up to this many floating-point operations are computed on the event loop: up to
+about 0.2 ms, what a threadpool hop costs (docs/performance.md). Larger ones go to the
+threadpool, so the loop never stalls for long."""
+
 
 def is_json(content_type: str | None) -> bool:
     """True for application/json and any application/*+json, parameters (charset) aside."""

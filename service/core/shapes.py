@@ -10,7 +10,7 @@ JSON reader (`service.api.json_codec`) and the safetensors reader
 
 `Signature` is what problems must share to be computed as one stack, and `group_by_signature`
 groups a batch's problems by it, for reading (`service.api.json_codec`) and for computing
-(`service.api.routes.gradients`) alike.
+(`service.api.routes.batch`) alike.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.api import examples
 from service.api.fast_lane import FastLane
 from service.api.handlers import install_problem_handlers
-from service.api.routes.gradients import lane_router
+from service.api.routes import batch, gradients
 from service.app import create_app
 from service.settings import Settings
 
@@ -72,7 +72,10 @@ async def rooted(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def test_every_lane_route_is_tested() -> None:
-    assert {getattr(route, "path", None) for route in lane_router.routes} == set(LANE_REQUESTS)
+    assert {
+        getattr(route, "path", None)
+        for route in [*gradients.lane_router.routes, *batch.lane_router.routes]
+    } == set(LANE_REQUESTS)
 
 
 @pytest.mark.parametrize("path", list(LANE_REQUESTS))

@@ -25,6 +25,7 @@ from service.api.gc_pause import (
     paused_for_problems,
 )
 from service.api.json_codec import read_gradients_json
+from service.api.routes import batch as batch_routes
 from service.api.routes import gradients as gradients_routes
 from service.api.schemas import GradientsBatchRequest, GradientsRequest
 from service.core.workload import NOTHING, Workload
@@ -212,15 +213,15 @@ async def test_a_large_batch_is_computed_and_answered_with_the_collector_paused(
     pauses: bool,
 ) -> None:
     seen: list[bool] = []
-    batch_answers = gradients_routes.batch_answers
+    batch_answers = batch_routes.batch_answers
 
     def recording(batch: GradientsBatchRequest) -> bytes:
         seen.append(gc.isenabled())
         return batch_answers(batch)
 
-    monkeypatch.setattr(gradients_routes, "batch_answers", recording)
+    monkeypatch.setattr(batch_routes, "batch_answers", recording)
     if threadpool:
-        monkeypatch.setattr(gradients_routes, "INLINE_FLOPS", 0)
+        monkeypatch.setattr(batch_routes, "INLINE_FLOPS", 0)
     answer = await client.post("/v1/gradients/batch", content=batch_body(count), headers=JSON)
     assert answer.status_code == 200
     assert len(answer.json()["results"]) == count
@@ -245,7 +246,8 @@ async def test_no_pause_is_held_while_work_waits_for_a_thread(
     """The only worker thread is busy: the request's work waits for it, and meanwhile the rest
     of the process (here, this test) runs with the collector running. (A batch this small is
     read on the loop; only its computation, sent to the threadpool here, waits.)"""
-    monkeypatch.setattr(gradients_routes, "INLINE_FLOPS", 0)
+    for routes in (gradients_routes, batch_routes):
+        monkeypatch.setattr(routes, "INLINE_FLOPS", 0)
     limiter = anyio.to_thread.current_default_thread_limiter()
     tokens, limiter.total_tokens = limiter.total_tokens, 1
     release = threading.Event()
