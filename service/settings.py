@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     max_flops: int = Field(
         default=200_000_000_000, ge=1, description="Most floating-point operations per request."
     )
+    max_answer_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1,
+        description="Largest answer a request may ask for, estimated from its shapes before any "
+        "work (413 beyond).",
+    )
     max_concurrent_computations: int | None = Field(
         default=None,
         ge=1,

@@ -84,7 +84,8 @@ class ProblemDetails(BaseModel):
     )
     budget: str | None = Field(
         default=None,
-        description="For a budget exceeded: input_elements, intermediate_elements or flops.",
+        description="For a budget exceeded: input_elements, intermediate_elements, flops or "
+        "answer_bytes.",
     )
     limit: int | None = Field(default=None, description="For a budget exceeded: the limit.")
     value: int | None = Field(
@@ -210,6 +211,8 @@ BUDGET_WORDS = {
     "input_elements": "matrix entries in all",
     "intermediate_elements": "entries in its largest intermediate array (N x H)",
     "flops": "floating-point operations",
+    "answer_bytes": "bytes of answer (send Accept: application/vnd.safetensors for a smaller "
+    "one, or ask for less)",
 }
 
 

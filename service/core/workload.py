@@ -47,6 +47,19 @@ def network_workload(N: int, D_in: int, H: int, D_out: int) -> Workload:
     )
 
 
+def answer_entries(N: int, D_in: int, H: int, D_out: int, forward: bool) -> int:
+    """The numbers one problem's answer holds: the loss, the five gradients (dY_pred N x D_out,
+    dW2 H x D_out, dH_relu and dH N x H each, dW1 D_in x H) and, with the forward pass, H and
+    H_relu (N x H each) and Y_pred (N x D_out)."""
+    entries = 1 + N * D_out + H * D_out + 2 * N * H + D_in * H
+    return entries + (2 * N * H + N * D_out if forward else 0)
+
+
+JSON_BYTES_PER_ENTRY = 25
+"""The most bytes a number takes in a JSON answer: 24 characters ("-2.2250738585072014e-308",
+the longest shortest round-trip form of a float64) and a separator."""
+
+
 class BudgetLimits(Protocol):
     """The three limits a workload is checked against (`service.settings.Settings` has them)."""
 
