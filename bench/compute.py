@@ -171,8 +171,7 @@ def main() -> None:
     for variable in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS"):
         print(f"{variable}={os.environ.get(variable, '(unset)')}")
     if has_torch:
-        import torch
-
+        torch: Any = importlib.import_module("torch")
         threads = blas_threads()
         if threads is not None:
             torch.set_num_threads(threads)
