@@ -9,10 +9,10 @@ INSTALLED := $(VENV)/.installed
 PYTEST_ARGS := $(if $(FAST),-m "not slow",)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format openapi vectors bench loadtest clean
+.PHONY: help run test lint format openapi vectors bench loadtest resources clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(INSTALLED): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,9 @@ bench: $(INSTALLED) ## run the benchmarks, then a table of every target: met or 
 
 loadtest: $(INSTALLED) ## a bounded load run on loopback at 1 to 64 clients; fails on any 5xx
 	$(BIN)/python -m bench.loadtest
+
+resources: $(INSTALLED) ## run every resource attack once against a real server; rewrite docs/resources.md
+	$(BIN)/python -m tests.support.resources
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
