@@ -20,12 +20,15 @@ Problem types, stable for clients to switch on:
   allows; `budget`, `limit` and `value` say which, how much is allowed and how much it needs.
 - ``urn:gradserve:problem:internal-error`` (500): a fault of the service's own.
 
-No error echoes input values, and `errors` holds at most `MAX_FIELD_ERRORS` entries, with
-`error_count` giving the total, so an error answer stays small whatever the request.
+No error echoes input values, `errors` holds at most `MAX_FIELD_ERRORS` entries, with
+`error_count` giving the total, and every name or header an error repeats (an unknown field's
+name, a Content-Type) is cut to `MAX_ECHO_CHARS` (`echoed`), so an error answer stays small
+whatever the request.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from http import HTTPStatus
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -43,6 +46,21 @@ from service.core.shapes import MATRIX_NAMES
 
 MEDIA_TYPE = "application/problem+json"
 MAX_FIELD_ERRORS = 20
+
+MAX_ECHO_CHARS = 64
+"""The most characters of a name or header the service repeats, in an answer or a log line:
+past it, the first `MAX_ECHO_CHARS` - 1 and an ellipsis (`echoed`)."""
+
+ELLIPSIS = "\u2026"
+
+
+def echoed(text: str) -> str:
+    """`text` as the service repeats it: whole up to `MAX_ECHO_CHARS` characters, else its
+    first `MAX_ECHO_CHARS` - 1 and an ellipsis."""
+    if len(text) <= MAX_ECHO_CHARS:
+        return text
+    return text[: MAX_ECHO_CHARS - 1] + ELLIPSIS
+
 
 MALFORMED_JSON = "urn:gradserve:problem:malformed-json"
 INVALID_REQUEST = "urn:gradserve:problem:invalid-request"
@@ -94,15 +112,18 @@ class ProblemDetails(BaseModel):
 
 
 def json_pointer(loc: tuple[int | str, ...]) -> str:
-    """A pydantic error location as a JSON Pointer: ("X", 1, 0) -> "/X/1/0"."""
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in loc)
+    """A pydantic error location as a JSON Pointer: ("X", 1, 0) -> "/X/1/0"; each name cut to
+    `MAX_ECHO_CHARS` (`echoed`), then escaped."""
+    return "".join("/" + echoed(str(part)).replace("~", "~0").replace("/", "~1") for part in loc)
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:
-    """A pydantic error location as a person writes it: ("X", 1, 0) -> "X[1][0]"."""
+    """A pydantic error location as a person writes it: ("X", 1, 0) -> "X[1][0]"; each name cut
+    to `MAX_ECHO_CHARS` (`echoed`)."""
     path = ""
     for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+        name = echoed(str(part))
+        path += f"[{part}]" if isinstance(part, int) else f".{name}" if path else name
     return path or "the body"
 
 
@@ -158,12 +179,23 @@ def field_error_message(error: ErrorDetails) -> str:
     return f"{path}: {error['msg']}"
 
 
+class FirstErrors(list[ErrorDetails]):
+    """The first errors of a validation, and how many it found in all (`total`): what
+    `service.api.validation.BoundedValidationError.errors()` gives, so that an error counted
+    but never built is counted in the problem's `error_count`."""
+
+    def __init__(self, errors: Iterable[ErrorDetails], total: int) -> None:
+        super().__init__(errors)
+        self.total = total
+
+
 def validation_problem(
     errors: list[ErrorDetails], within: tuple[int | str, ...] = ()
 ) -> ProblemDetails:
     """Validation errors of the request body (locations within it) or of its parameters
     (locations starting "query" or "header") as a 400 or 422 problem. `within` locates the
-    validated value in the body (("problems", 3) for one problem of a batch)."""
+    validated value in the body (("problems", 3) for one problem of a batch). `errors` is all of
+    them, or their first ones as a `FirstErrors`, which knows the total."""
     if any(error["type"] == "json_invalid" for error in errors):
         return ProblemDetails(
             type=MALFORMED_JSON,
@@ -173,7 +205,7 @@ def validation_problem(
         )
     field_errors = [field_error(error, within) for error in errors[:MAX_FIELD_ERRORS]]
     first = field_errors[0].detail
-    count = len(errors)
+    count = errors.total if isinstance(errors, FirstErrors) else len(errors)
     return ProblemDetails(
         type=INVALID_REQUEST,
         title="Invalid request",
@@ -187,7 +219,7 @@ def validation_problem(
 def field_error(error: ErrorDetails, within: tuple[int | str, ...] = ()) -> FieldError:
     loc = error["loc"]
     if loc and loc[0] in ("query", "header"):
-        parameter = str(loc[1])
+        parameter = echoed(str(loc[1]))
         return FieldError(parameter=parameter, detail=f"{parameter}: {error['msg']}")
     return FieldError(pointer=json_pointer((*within, *loc)), detail=field_error_message(error))
 

@@ -31,7 +31,7 @@ from service.api.errors import ProblemDetails
 from service.api.openapi import REF_TEMPLATE
 from service.api.schemas import Matrix, ProblemMatrices
 from service.core.errors import ProblemIdError
-from service.core.workload import NOTHING, Workload, network_workload
+from service.core.workload import NOTHING, Workload, json_answer_bytes, network_workload
 from service.grading import generator
 
 MAX_PROBLEM_DIM = 64
@@ -89,6 +89,26 @@ Seed = Annotated[
 ]
 Dim = Annotated[int, Field(strict=True, ge=1, le=MAX_PROBLEM_DIM), Integral]
 
+MAX_SCALE = 1e100
+
+
+def _scale_in_range(value: Any) -> Any:
+    """A number outside [`generator.MIN_NORMAL_SCALE`, `MAX_SCALE`] is refused with the range
+    (Pydantic's own message would write a bound out in a hundred digits or more), and below it
+    with the reason; anything else goes on to the checks of `ProblemSpec.scale`'s Field."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return value
+    allowed = f"a scale must lie from {generator.MIN_NORMAL_SCALE:g} to {MAX_SCALE:g}"
+    if value < generator.MIN_NORMAL_SCALE:
+        raise PydanticCustomError(
+            "scale_range",
+            f"{allowed}: below, a product of two entries (about scale**2) is not a normal "
+            "float64, and H = X W1 loses its digits",
+        )
+    if value > MAX_SCALE:
+        raise PydanticCustomError("scale_range", allowed)
+    return value
+
 
 class ProblemShape(BaseModel):
     """X is N x D_in, W1 D_in x H, W2 H x D_out, Y N x D_out."""
@@ -117,8 +137,15 @@ class ProblemSpec(BaseModel):
     max_abs: Annotated[int, Integral] = Field(
         default=3, strict=True, ge=1, le=1000, description="For integers, quarters."
     )
-    scale: float = Field(
-        default=1.0, strict=True, gt=0, le=1e100, allow_inf_nan=False, description="For normal."
+    scale: Annotated[float, BeforeValidator(_scale_in_range)] = Field(
+        default=1.0,
+        strict=True,
+        ge=generator.MIN_NORMAL_SCALE,
+        le=MAX_SCALE,
+        allow_inf_nan=False,
+        description=f"For normal: from {generator.MIN_NORMAL_SCALE:g} to {MAX_SCALE:g}. A product "
+        "of two entries is about scale**2, which must be a normal float64 (at least 2.2e-308) "
+        "for H = X W1 to keep its precision.",
     )
     zeros_in_H: generator.ZerosInH = Field(
         default="avoid",
@@ -128,9 +155,14 @@ class ProblemSpec(BaseModel):
     )
 
     def workload(self) -> Workload:
-        """Generating the problem: drawing its entries and computing H = X W1."""
+        """The most generating the problem may cost, every value it may draw counted
+        (`generator.generation_workload`)."""
+        return generator.generation_workload(self.to_generator())
+
+    def dimensions(self) -> tuple[int, int, int, int]:
+        """N, D_in, H, D_out."""
         shape = self.shape
-        return network_workload(shape.N, shape.D_in, shape.H, shape.D_out)
+        return shape.N, shape.D_in, shape.H, shape.D_out
 
     def to_generator(self) -> generator.Spec:
         return generator.Spec(
@@ -174,11 +206,7 @@ class ProblemRef(BaseModel):
             seed, spec = generator.decode_problem_id(self.problem_id)
             self._spec = ProblemSpec.from_generator(seed, spec)
         except (ProblemIdError, ValidationError) as error:
-            message = (
-                str(error)
-                if isinstance(error, ProblemIdError)
-                else ("the problem id is damaged: its spec is not one this service issues")
-            )
+            message = str(error) if isinstance(error, ProblemIdError) else spec_fault(error)
             raise ValidationError.from_exception_data(
                 "ProblemRef",
                 [
@@ -196,7 +224,22 @@ class ProblemRef(BaseModel):
         return self._spec
 
     def workload(self) -> Workload:
+        """Generating the problem again (`ProblemSpec.workload`)."""
         return self._spec.workload()
+
+
+def spec_fault(error: ValidationError) -> str:
+    """Why a decoded spec is not one /v1/problems accepts: its first fault at a field the spec
+    has (a scale below the least, say), named by the spec's own field names only; any other is
+    damage. Never an input value, nor a name the id brought."""
+    known = ProblemSpec.model_fields.keys() | ProblemShape.model_fields.keys()
+    for fault in error.errors(include_url=False):
+        if fault["loc"] and fault["loc"][0] in ProblemSpec.model_fields:
+            field = ".".join(str(part) for part in fault["loc"] if part in known)
+            return (
+                f"the problem id's spec is not one this service generates: {field}: {fault['msg']}"
+            )
+    return "the problem id is damaged: its spec is not one this service issues"
 
 
 def _problem_input(value: Any) -> ProblemMatrices | ProblemRef:
@@ -206,10 +249,27 @@ def _problem_input(value: Any) -> ProblemMatrices | ProblemRef:
     return model.model_validate(value)
 
 
+def dimensions(problem: ProblemMatrices | ProblemRef) -> tuple[int, int, int, int]:
+    """N, D_in, H, D_out of a problem given inline or by id."""
+    if isinstance(problem, ProblemRef):
+        return problem.spec.dimensions()
+    (N, D_in), (H, D_out) = problem.X.shape, problem.W2.shape
+    return N, D_in, H, D_out
+
+
 def grading_workload(problem: ProblemMatrices | ProblemRef) -> Workload:
-    """The reference pass and the mistaken answers computed from it: about two passes."""
-    one_pass = problem.workload()
-    return Workload(one_pass.input_elements, one_pass.largest_intermediate, 2 * one_pass.flops)
+    """The reference pass and the mistaken answers computed from it: about two passes; for a
+    problem by id, its generation first (`ProblemRef.workload`), whose flops add up."""
+    one_pass = network_workload(*dimensions(problem))
+    generation = problem.workload().flops if isinstance(problem, ProblemRef) else 0
+    return Workload(
+        one_pass.input_elements, one_pass.largest_intermediate, 2 * one_pass.flops + generation
+    )
+
+
+def revealed_workload(problem: ProblemMatrices | ProblemRef) -> Workload:
+    """The reference answers one grade reveals: the loss and the five gradients, in JSON."""
+    return Workload(0, 0, 0, json_answer_bytes(*dimensions(problem), forward=False))
 
 
 ProblemInput = Annotated[
@@ -351,7 +411,10 @@ class GradeRequest(GradingOptions):
     submission: Submission
 
     def workload(self) -> Workload:
-        return grading_workload(self.problem) + self.submission.workload()
+        """The problem's reference (`grading_workload`), the submission, and with `reveal` the
+        reference answers in the answer."""
+        revealed = revealed_workload(self.problem) if self.reveal else NOTHING
+        return grading_workload(self.problem) + self.submission.workload() + revealed
 
 
 class GradeBatchItem(BaseModel):
@@ -369,12 +432,37 @@ class GradeBatchRequest(GradingOptions):
     problem: ProblemInput | None = Field(default=None, description="For items without their own.")
     items: list[GradeBatchItem] = Field(min_length=1, max_length=MAX_GRADE_ITEMS)
 
+    def problem_of(self, item: GradeBatchItem) -> ProblemMatrices | ProblemRef:
+        """The problem an item is graded against: its own, or the batch's."""
+        problem = item.problem if item.problem is not None else self.problem
+        assert problem is not None  # every_item_has_a_problem
+        return problem
+
+    def problem_groups(self) -> list[tuple[ProblemMatrices | ProblemRef, list[int]]]:
+        """Each distinct problem and the positions of the items graded against it, in order of
+        first appearance: a problem by id once per id, an inline problem once per object (the
+        batch's problem is one, for every item without its own)."""
+        groups: dict[str | int, tuple[ProblemMatrices | ProblemRef, list[int]]] = {}
+        for index, item in enumerate(self.items):
+            problem = self.problem_of(item)
+            key = problem.problem_id if isinstance(problem, ProblemRef) else id(problem)
+            groups.setdefault(key, (problem, []))[1].append(index)
+        return list(groups.values())
+
     def workload(self) -> Workload:
-        """Each distinct problem's reference once, and every submission."""
-        own = [grading_workload(item.problem) for item in self.items if item.problem is not None]
-        shared = [grading_workload(self.problem)] if self.problem is not None else []
+        """Each distinct problem's reference once (`problem_groups`; the references are made
+        and dropped one at a time, so the largest intermediate is one problem's), the batch's
+        problem even when no item uses it, every submission, and with `reveal` each item's
+        reference answers in the answer."""
+        problems = [problem for problem, _ in self.problem_groups()]
+        if self.problem is not None and all(problem is not self.problem for problem in problems):
+            problems.append(self.problem)
+        references = [grading_workload(problem) for problem in problems]
         submissions = [item.submission.workload() for item in self.items]
-        return sum([*own, *shared, *submissions], NOTHING)
+        revealed = (
+            [revealed_workload(self.problem_of(item)) for item in self.items] if self.reveal else []
+        )
+        return sum([*references, *submissions, *revealed], NOTHING)
 
     @model_validator(mode="after")
     def every_item_has_a_problem(self) -> Self:

@@ -66,7 +66,9 @@ def problem_response(
 
 
 async def on_validation_error(_request: Request, exc: ValidationError) -> JSONResponse:
-    """The request body did not validate (`service.api.body`)."""
+    """The request body did not validate (`service.api.body`): Pydantic's error, or, for a large
+    body, `service.api.validation.BoundedValidationError`, whose `errors()` are the first ones
+    and know their total."""
     return problem_response(
         validation_problem(exc.errors(include_url=False, include_context=False))
     )

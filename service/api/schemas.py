@@ -30,7 +30,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
 from service.api.errors import ProblemDetails
 from service.core.shapes import Fault, Signature, range_faults, shape_faults
-from service.core.workload import NOTHING, Workload, network_workload
+from service.core.workload import Workload, batch_workload, network_workload
 
 FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 """A JSON number that fits float64: no strings, booleans, nulls, NaN, Infinity or 1e400."""
@@ -228,17 +228,29 @@ class GradientsBatchRequest(BaseModel):
         """Each problem validated, or the error that says why it is not, in order."""
         return self._validated
 
-    def workload(self) -> Workload:
-        """Every valid problem's forward and backward pass."""
-        valid = [item for item in self._validated if isinstance(item, GradientsRequest)]
-        return sum((item.workload() for item in valid), NOTHING)
+    def workload(self, stack_elements: int | None = None) -> Workload:
+        """What computing and answering the batch holds and does (`batch_workload`): every
+        valid problem's inputs, flops and JSON answer, an allowance of answer for every
+        problem, and the largest intermediate of the largest stack, the valid problems of one
+        signature being computed in stacks whose largest array holds at most `stack_elements`
+        entries (without a limit, all in one stack)."""
+        signatures = [
+            item.signature() if isinstance(item, GradientsRequest) else None
+            for item in self._validated
+        ]
+        return batch_workload(signatures, stack_elements)
 
 
 def validated_or_error(problem: Any) -> GradientsRequest | ValidationError:
+    """The problem (parsed JSON) validated, or the error saying why not: Pydantic's, bounded as
+    `service.api.validation.validate_python` bounds it (its first errors and their count), so
+    that a batch of many faulty problems costs in proportion to its problems."""
+    from service.api.validation import validate_python  # which imports this module
+
     try:
-        return GradientsRequest.model_validate(problem)
+        return validate_python(GradientsRequest, problem)
     except ValidationError as error:
-        return error
+        return error.with_traceback(None)  # kept for the request: not its frames too
 
 
 class GradientsBatchResponse(BaseModel):

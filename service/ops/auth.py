@@ -6,7 +6,11 @@ every request passes untouched. Otherwise every request to a /v1 path must carry
 /openapi.json, ...) stay open. Paths are taken below the app's ``root_path``, as the router
 matches them (`route_path`), so a root path opens nothing. In order:
 
-- no key, or a key not configured: 401, with ``WWW-Authenticate: Bearer realm="gradserve"``;
+- a client address past its limit of failed authentications (`FailedAuthentications`): 429,
+  with ``Retry-After``, whatever key it sends: its keys are not even compared, so guessing one
+  goes no faster than the limit;
+- no key, or a key not configured: 401, with ``WWW-Authenticate: Bearer realm="gradserve"``,
+  counted as a failed authentication of the client's address;
 - a key whose role may not call the path (`PERMISSIONS`): 403, naming the role and what it may do;
 - a key past its rate limit: 429, with ``Retry-After``.
 
@@ -16,7 +20,9 @@ A request that passes carries its key's role in ``scope["state"]["role"]``, whic
 A key is compared, by SHA-256 digest and in constant time, with every configured key; the
 middleware keeps only the digests, and no key is ever logged, echoed in an answer or shown in a
 repr. Rate limits are token buckets held in memory by each worker process, so with W workers a
-key may make up to W times its limit.
+key may make up to W times its limit, and an address fail W times its limit of authentications.
+The addresses are those the server sees (behind a proxy, the forwarded ones uvicorn takes from a
+trusted proxy's headers); the `MAX_FAILING_CLIENTS` that failed last are remembered.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import hashlib
 import hmac
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +41,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.errors import http_problem
 from service.api.handlers import problem_response
-from service.settings import Role
+from service.settings import Role, Settings
 
 PERMISSIONS: dict[Role, tuple[str, ...]] = {
     "compute": ("/v1/gradients",),
@@ -48,6 +55,12 @@ PROTECTED = "/v1"
 """Every path under this one needs a key when keys are configured."""
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="gradserve"'}
+
+MAX_FAILING_CLIENTS = 10_000
+"""Client addresses whose failed authentications are counted at once: past it, the address that
+failed least recently is forgotten (as if its bucket were full again)."""
+
+DEFAULT_FAILED_AUTH_PER_MINUTE: int = Settings.model_fields["failed_auth_per_minute"].default
 
 SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     "bearer": {
@@ -111,15 +124,51 @@ class TokenBucket:
     tokens: float
     updated: float
 
-    def take(self, now: float) -> float:
-        """Take a token: 0.0 if there was one, else the seconds until there will be one."""
+    def wait(self, now: float) -> float:
+        """0.0 if a token is there, else the seconds until there will be one; takes none."""
         rate = self.capacity / 60
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * rate)
         self.updated = now
-        if self.tokens >= 1:
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / rate
+
+    def take(self, now: float) -> float:
+        """Take a token: 0.0 if there was one, else the seconds until there will be one."""
+        wait = self.wait(now)
+        if not wait:
             self.tokens -= 1
-            return 0.0
-        return (1 - self.tokens) / rate
+        return wait
+
+
+class FailedAuthentications:
+    """Failed authentications per client address: each address a `TokenBucket` of `per_minute`
+    failures, kept for the `clients` addresses that failed last (least recently failing
+    forgotten first)."""
+
+    def __init__(self, per_minute: int, clients: int = MAX_FAILING_CLIENTS) -> None:
+        self.per_minute = per_minute
+        self.clients = clients
+        self.buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    def wait(self, address: str, now: float) -> float:
+        """0.0 if `address` may try to authenticate now, else the seconds until it may."""
+        bucket = self.buckets.get(address)
+        return bucket.wait(now) if bucket else 0.0
+
+    def failed(self, address: str, now: float) -> None:
+        """Count a failed authentication of `address`."""
+        bucket = self.buckets.pop(address, None) or TokenBucket(
+            self.per_minute, self.per_minute, now
+        )
+        bucket.take(now)
+        self.buckets[address] = bucket
+        while len(self.buckets) > self.clients:
+            self.buckets.popitem(last=False)
+
+
+def client_address(scope: Scope) -> str:
+    """The address of the request's client, as the server sees it ("" when it is unknown)."""
+    client = scope.get("client")
+    return str(client[0]) if client else ""
 
 
 @dataclass
@@ -135,6 +184,7 @@ class ApiKeys:
     """Check API keys, roles and per-key rate limits on /v1 paths; off when `keys` is empty.
 
     `keys` maps each key to its role; `rate_limit_per_minute` is each key's limit (0: none);
+    `failed_auth_per_minute` each client address's limit of failed authentications (0: none);
     `clock` is monotonic seconds, injectable for tests.
     """
 
@@ -143,10 +193,14 @@ class ApiKeys:
         app: ASGIApp,
         keys: Mapping[str, Role],
         rate_limit_per_minute: int = 0,
+        failed_auth_per_minute: int = DEFAULT_FAILED_AUTH_PER_MINUTE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.app = app
         self.rate_limit_per_minute = rate_limit_per_minute
+        self.failures = (
+            FailedAuthentications(failed_auth_per_minute) if failed_auth_per_minute else None
+        )
         self.clock = clock
         now = clock()
         self.credentials = tuple(
@@ -182,9 +236,15 @@ class ApiKeys:
         ):
             await self.app(scope, receive, send)
             return
+        failures, address = self.failures, client_address(scope)
+        if failures and (wait := failures.wait(address, self.clock())):
+            await too_many_failures(failures.per_minute, wait)(scope, receive, send)
+            return
         key = presented_key(Headers(scope=scope))
         credential = self.authenticate(key)
         if credential is None:
+            if failures:
+                failures.failed(address, self.clock())
             await unauthorized(sent=key is not None)(scope, receive, send)
             return
         if not may_call(credential.role, route_path(scope)):
@@ -228,6 +288,18 @@ def too_many(per_minute: int, wait: float) -> ASGIApp:
         http_problem(
             429,
             f"This API key may make {per_minute} requests a minute; retry after {retry_after} s.",
+        ),
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def too_many_failures(per_minute: int, wait: float) -> ASGIApp:
+    retry_after = max(1, math.ceil(wait))
+    return problem_response(
+        http_problem(
+            429,
+            f"Too many failed authentications from this address ({per_minute} a minute at "
+            f"most); retry after {retry_after} s.",
         ),
         headers={"Retry-After": str(retry_after)},
     )

@@ -52,7 +52,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send, StatelessLifespan
 
-from service.api.errors import http_problem
+from service.api.errors import echoed, http_problem
 from service.api.handlers import problem_response
 from service.api.openapi import problem_responses
 from service.api.timing import compute_observer
@@ -142,14 +142,15 @@ class Observability:
 
 def access_line(scope: Scope, route: str, status: int, seconds: float, sent: int) -> str:
     """The access log line of a request, one JSON object: what was asked of which route, by
-    whom, and how it went; never a header, a body or a query string."""
+    whom, and how it went; never a header, a body or a query string. The method and the path
+    are cut to `MAX_ECHO_CHARS` (`echoed`), so that a line stays short whatever the request."""
     client = scope.get("client")
     return json.dumps(
         {
             "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "request_id": scope["state"]["request_id"],
-            "method": scope["method"],
-            "path": scope["path"],
+            "method": echoed(scope["method"]),
+            "path": echoed(scope["path"]),
             "route": route,
             "status": status,
             "duration_ms": round(seconds * 1000, 3),

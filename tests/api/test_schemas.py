@@ -12,6 +12,7 @@ import pytest
 from numpy.typing import NDArray
 
 from service.api import examples
+from service.api.errors import MAX_ECHO_CHARS
 from service.core.shapes import Fault, range_faults
 
 pytestmark = pytest.mark.anyio
@@ -274,6 +275,67 @@ async def test_a_body_that_is_not_json_is_415(
         "detail": "The body must be JSON (Content-Type: application/json) or "
         f"application/vnd.safetensors (got {named}).",
     }
+
+
+CUT = "a" * (MAX_ECHO_CHARS - 1) + "\u2026"
+"""A name of more than MAX_ECHO_CHARS "a"s, as the service repeats it."""
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "where"),
+    [
+        ("/v1/gradients", {**GOOD, "a" * 1_000_000: 1}, ("", "")),
+        (
+            "/v1/grade",
+            {"problem": {**GOOD, "a" * 100_000: 1}, "submission": {"loss": 1}},
+            ("/problem", "problem."),
+        ),
+        ("/v1/gradients/batch", {"problems": [{**GOOD, "a" * 100_000: 1}]}, ("/problems/0", "")),
+    ],
+    ids=["gradients", "grade", "batch"],
+)
+async def test_an_unknown_field_is_named_cut_short(
+    client: httpx.AsyncClient, path: str, content: dict[str, Any], where: tuple[str, str]
+) -> None:
+    response = await client.post(path, json=content)
+    problem = response.json()
+    if path.endswith("batch"):
+        (problem,) = problem["results"]
+    pointer, prefix = where
+    assert problem["errors"] == [
+        {"pointer": f"{pointer}/{CUT}", "detail": f"{prefix}{CUT} is not a known field"}
+    ]
+    assert len(response.content) < 1024
+
+
+async def test_twenty_long_unknown_fields_take_a_few_kb(client: httpx.AsyncClient) -> None:
+    names = {f"{index:02}" + "é" * 10_000: index for index in range(30)}
+    response = await client.post("/v1/gradients", json={**GOOD, **names})
+    problem = response.json()
+    assert problem["error_count"] == 30
+    assert problem["errors"][0]["pointer"] == "/00" + "é" * (MAX_ECHO_CHARS - 3) + "\u2026"
+    # 20 errors, each naming the field twice in 64 two-byte characters: about 6.4 KB
+    assert len(response.content) < 8 * 1024
+
+
+@pytest.mark.parametrize(
+    ("headers", "got"),
+    [
+        ({"Content-Type": "application/x-" + "a" * 60_000}, "application/x-" + "a" * 49),
+        (
+            {"Content-Type": "application/json", "Content-Encoding": "x" * 60_000},
+            "Content-Encoding: " + "x" * 63,
+        ),
+    ],
+    ids=["content-type", "content-encoding"],
+)
+async def test_a_long_header_is_named_cut_short(
+    client: httpx.AsyncClient, headers: dict[str, str], got: str
+) -> None:
+    response = await client.post("/v1/gradients", content=body(), headers=headers)
+    assert response.status_code == 415
+    assert response.json()["detail"].endswith(f"(got {got}\u2026).")
+    assert len(response.content) < 512
 
 
 @pytest.mark.parametrize(

@@ -411,6 +411,88 @@ class TestRateLimitFromSettings:
         assert statuses == [200, 200, 429, 200]
 
 
+class TestFailedAuthentications:
+    """Each client address may fail to authenticate 3 times a minute here; past that, 429, its
+    keys not even compared."""
+
+    @pytest.fixture
+    def clock(self) -> FakeClock:
+        return FakeClock()
+
+    @pytest.fixture
+    def app(self, clock: FakeClock) -> ASGIApp:
+        return ApiKeys(create_app(Settings()), keys=KEYS, failed_auth_per_minute=3, clock=clock)
+
+    @staticmethod
+    async def call(
+        app: ASGIApp, headers: dict[str, str], address: str = "10.0.0.1"
+    ) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=(address, 4321))
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://gradserve.test"
+        ) as client:
+            return await client.post("/v1/gradients", json=examples.REQUEST, headers=headers)
+
+    async def test_429_past_the_limit_whatever_the_key_until_a_token_refills(
+        self, app: ASGIApp, clock: FakeClock
+    ) -> None:
+        wrong, right = bearer("key-wrong-0"), bearer(KEY["compute"])
+        assert [(await self.call(app, wrong)).status_code for _ in range(3)] == [401] * 3
+        refused = await self.call(app, wrong)
+        assert refused.status_code == 429
+        assert refused.headers["retry-after"] == "20"  # 3 a minute: one every 20 s
+        assert refused.headers["content-type"] == PROBLEM_JSON
+        assert refused.json()["detail"] == (
+            "Too many failed authentications from this address (3 a minute at most); "
+            "retry after 20 s."
+        )
+        assert (await self.call(app, right)).status_code == 429, "no key is compared"
+        clock.now += 19.5
+        assert (await self.call(app, right)).headers["retry-after"] == "1"
+        clock.now += 0.5
+        assert (await self.call(app, right)).status_code == 200, "a success spends nothing"
+        assert (await self.call(app, wrong)).status_code == 401
+        assert (await self.call(app, right)).status_code == 429
+
+    async def test_no_key_is_a_failure_too(self, app: ASGIApp) -> None:
+        statuses = [(await self.call(app, {})).status_code for _ in range(4)]
+        assert statuses == [401, 401, 401, 429]
+
+    async def test_each_address_has_its_own_limit(self, app: ASGIApp) -> None:
+        for _ in range(4):
+            await self.call(app, {}, address="10.0.0.1")
+        assert (await self.call(app, {}, address="10.0.0.1")).status_code == 429
+        assert (await self.call(app, {}, address="10.0.0.2")).status_code == 401
+
+    async def test_open_paths_are_never_limited(self, app: ASGIApp) -> None:
+        for _ in range(4):
+            await self.call(app, {})
+        transport = httpx.ASGITransport(app=app, client=("10.0.0.1", 4321))
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://gradserve.test"
+        ) as client:
+            assert (await client.get("/healthz")).status_code == 200
+
+    async def test_zero_turns_the_limit_off(self) -> None:
+        app = ApiKeys(create_app(Settings()), keys=KEYS, failed_auth_per_minute=0)
+        statuses = {(await self.call(app, {})).status_code for _ in range(100)}
+        assert statuses == {401}
+
+    def test_only_the_addresses_that_failed_last_are_remembered(self) -> None:
+        failures = auth.FailedAuthentications(per_minute=1, clients=3)
+        for address in ["a", "b", "c", "b", "d"]:
+            failures.failed(address, now=0.0)
+        assert list(failures.buckets) == ["c", "b", "d"]
+        assert failures.wait("a", now=0.0) == 0.0, "forgotten: as if its bucket were full"
+        assert failures.wait("b", now=0.0) == 60.0
+
+    def test_the_limit_defaults_to_the_settings(self) -> None:
+        assert auth.MAX_FAILING_CLIENTS == 10_000
+        middleware = ApiKeys(create_app(Settings()), keys=KEYS)
+        assert middleware.failures is not None
+        assert middleware.failures.per_minute == Settings().failed_auth_per_minute == 60
+
+
 class TestKeysNeverLeak:
     @pytest.fixture
     def settings(self) -> Settings:

@@ -21,10 +21,16 @@ from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.api import examples
+from service.api.errors import MAX_ECHO_CHARS
 from service.api.timing import timed_compute
 from service.app import create_app
 from service.ops.metrics import REJECTION_REASONS
-from service.ops.observability import Observability, install_observability, readiness_lifespan
+from service.ops.observability import (
+    Observability,
+    access_line,
+    install_observability,
+    readiness_lifespan,
+)
 from service.settings import Settings
 from tests.support.server import running_server
 
@@ -233,6 +239,20 @@ class TestAccessLog:
             "unmatched",
             404,
         )
+
+    def test_a_long_path_or_method_is_cut_in_the_line(self) -> None:
+        """(A client refuses to send such a path; the server takes up to 64 KB of it.)"""
+        scope = {
+            "method": "A" * 10_000,
+            "path": "/" + "a" * 90_000,
+            "state": {"request_id": "long-1"},
+            "client": ("10.0.0.1", 4321),
+        }
+        line = access_line(scope, "unmatched", 404, 0.001, 116)
+        entry = json.loads(line)
+        assert entry["path"] == "/" + "a" * (MAX_ECHO_CHARS - 2) + "\u2026"
+        assert entry["method"] == "A" * (MAX_ECHO_CHARS - 1) + "\u2026"
+        assert len(line) < 512
 
     async def test_no_line_when_the_access_log_is_off(
         self, caplog: pytest.LogCaptureFixture
