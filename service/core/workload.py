@@ -1,33 +1,46 @@
 """Resource budgets: what a request will cost, checked before anything large is allocated.
 
 A request's `Workload` counts the matrix entries it brings, the entries of the largest array the
-computation allocates (N x H, typically), and the floating-point operations it needs; each is
-compared with its limit (`BudgetLimits`, which the service's settings satisfy) using Python
-integers, which do not overflow. The body itself is capped before it is read
-(`service.ops.limits.BodySizeLimit`), so parsing is bounded too.
+computation allocates (N x H, typically), the floating-point operations it needs and, where the
+request alone decides its answer's format, the bytes of that answer; each is compared with its
+limit (`BudgetLimits`, which the service's settings satisfy) using Python integers, which do not
+overflow. The body itself is capped before it is read (`service.ops.limits.BodySizeLimit`), so
+parsing is bounded too.
+
+A batch of problems is budgeted by what it really holds: problems of one `Signature` are computed
+in stacks (`stack_plan`), each stack small enough that its largest array stays within a number of
+entries; the batch's workload (`batch_workload`) sums the inputs, the flops and the answer bytes
+of every problem, and counts the largest intermediate of its largest stack.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from service.core.errors import BudgetExceededError
+from service.core.shapes import Signature, group_by_signature
 
 
 @dataclass(frozen=True)
 class Workload:
-    """What a request costs: entries brought, entries of the largest intermediate, flops."""
+    """What a request costs: entries brought, entries of the largest intermediate, flops, and
+    bytes of answer (0 where the answer's format is not the request's to decide)."""
 
     input_elements: int
     largest_intermediate: int
     flops: int
+    answer_bytes: int = 0
 
     def __add__(self, other: Workload) -> Workload:
+        """Two pieces of work done one after the other: what each brings, does and answers
+        adds up; of their intermediates, only the larger is held at once."""
         return Workload(
             self.input_elements + other.input_elements,
             max(self.largest_intermediate, other.largest_intermediate),
             self.flops + other.flops,
+            self.answer_bytes + other.answer_bytes,
         )
 
 
@@ -60,8 +73,69 @@ JSON_BYTES_PER_ENTRY = 25
 the longest shortest round-trip form of a float64) and a separator."""
 
 
+def json_answer_bytes(N: int, D_in: int, H: int, D_out: int, forward: bool) -> int:
+    """The estimate of one problem's JSON answer: `answer_entries` at `JSON_BYTES_PER_ENTRY`."""
+    return answer_entries(N, D_in, H, D_out, forward) * JSON_BYTES_PER_ENTRY
+
+
+BATCH_ANSWER_ALLOWANCE_BYTES = 4096
+"""What each problem of a batch may take in the answer besides its numbers: its keys, dtype and
+shapes (about 200 bytes), or, in its place, its problem details (a few field errors, each
+with a short message)."""
+
+
+def signature_workload(signature: Signature) -> Workload:
+    """One problem of `signature`: its pass (`network_workload`) and its JSON answer."""
+    N, D_in, H, D_out = signature.N, signature.D_in, signature.H, signature.D_out
+    one = network_workload(N, D_in, H, D_out)
+    answer = json_answer_bytes(N, D_in, H, D_out, signature.return_forward)
+    return Workload(one.input_elements, one.largest_intermediate, one.flops, answer)
+
+
+def problems_per_stack(one: Workload, stack_elements: int | None) -> int | None:
+    """How many problems of one shape, each costing `one`, a stack may hold so that its largest
+    array (that many times one problem's largest) has at most `stack_elements` entries: at
+    least 1, since a problem is never split (a problem larger than that is budgeted alone).
+    None, without a limit: any number."""
+    if stack_elements is None:
+        return None
+    return max(1, stack_elements // max(1, one.largest_intermediate))
+
+
+def stack_plan(
+    signatures: Sequence[Signature | None], stack_elements: int | None
+) -> list[tuple[Signature, list[int]]]:
+    """The stacks a batch is computed in: the positions of the problems of each signature
+    (`group_by_signature`: signatures in order of first appearance, positions ascending), cut
+    into consecutive stacks of at most `problems_per_stack`; None, a problem not to compute,
+    is in no stack."""
+    plan = []
+    for signature, positions in group_by_signature(signatures).items():
+        size = problems_per_stack(signature_workload(signature), stack_elements) or len(positions)
+        plan += [
+            (signature, positions[start : start + size]) for start in range(0, len(positions), size)
+        ]
+    return plan
+
+
+def batch_workload(signatures: Sequence[Signature | None], stack_elements: int | None) -> Workload:
+    """A batch computed as `stack_plan` says: every problem's inputs, flops and JSON answer, the
+    largest intermediate of its largest stack (held one stack at a time), and
+    `BATCH_ANSWER_ALLOWANCE_BYTES` of answer for each problem, computed or not."""
+    workload = Workload(0, 0, 0, BATCH_ANSWER_ALLOWANCE_BYTES * len(signatures))
+    for signature, positions in stack_plan(signatures, stack_elements):
+        one, count = signature_workload(signature), len(positions)
+        workload += Workload(
+            count * one.input_elements,
+            count * one.largest_intermediate,
+            count * one.flops,
+            count * one.answer_bytes,
+        )
+    return workload
+
+
 class BudgetLimits(Protocol):
-    """The three limits a workload is checked against (`service.settings.Settings` has them)."""
+    """The limits a workload is checked against (`service.settings.Settings` has them)."""
 
     @property
     def max_input_elements(self) -> int: ...
@@ -71,6 +145,9 @@ class BudgetLimits(Protocol):
 
     @property
     def max_flops(self) -> int: ...
+
+    @property
+    def max_answer_bytes(self) -> int: ...
 
 
 class Costed(Protocol):
@@ -86,6 +163,7 @@ def budget_use(workload: Workload, limits: BudgetLimits) -> list[tuple[str, int,
         ("input_elements", limits.max_input_elements, workload.input_elements),
         ("intermediate_elements", limits.max_intermediate_elements, workload.largest_intermediate),
         ("flops", limits.max_flops, workload.flops),
+        ("answer_bytes", limits.max_answer_bytes, workload.answer_bytes),
     ]
 
 

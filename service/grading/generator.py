@@ -18,11 +18,20 @@ every release (a test holds golden values; changing anything here is a new id ve
    `COLUMN_TRIES` times, until no entry of X w is within 1e-9 of 0 relative to the largest, so
    the ReLU convention cannot decide a grade; if a column never gets there, the attempt fails.
    With ``require`` the attempt is accepted when H = X W1 has an exact 0; ``allow`` takes any.
-   A failed attempt is followed by the next, up to `MAX_ATTEMPTS` or `MAX_VALUES_DRAWN`.
+   A failed attempt is followed by the next, up to `attempts(spec)`.
+5. Every value drawn counts against one work budget, `MAX_VALUES_DRAWN`, in every attempt and
+   every redrawn column of W1: a search that would draw more stops with GenerationError. (The
+   budget stops searches; it changes no problem that is found within it.)
 
 With integers and quarters every sum and product is exact in float64, so "exact 0" means the same
-to every computation. A problem id is ``gsp1.`` followed by the base64url (unpadded) canonical
-JSON of ``{"seed": s, "spec": spec}``: the service regenerates the matrices from it, no database.
+to every computation. With normal values, a product of two entries is about scale**2, which must
+be a normal float64 (at least 2.2e-308) for H = X W1 to be computed to full precision:
+`MIN_NORMAL_SCALE` is the least scale that keeps it one. Below it, products lose their digits and
+then vanish, and with ``avoid`` the search fails; the API refuses such a scale before drawing.
+`generation_workload` is the most a spec may cost, counted before anything is drawn.
+
+A problem id is ``gsp1.`` followed by the base64url (unpadded) canonical JSON of
+``{"seed": s, "spec": spec}``: the service regenerates the matrices from it, no database.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from service.core.errors import GenerationError, ProblemIdError
+from service.core.workload import Workload
 
 ValueStyle = Literal["integers", "quarters", "normal"]
 ZerosInH = Literal["avoid", "allow", "require"]
@@ -48,8 +58,19 @@ ID_PREFIX = "gsp1."
 MAX_ATTEMPTS = 100
 COLUMN_TRIES = 50
 MAX_VALUES_DRAWN = 200_000
-"""Attempts stop at `MAX_ATTEMPTS`, or sooner once this many values have been drawn in all."""
+"""The work budget of one generation: the most values it draws, counting every attempt and every
+redrawn column of W1: 3 to 5 s of normal values, the costliest, on this project's 2-core
+reference machine. Most specs need under 20,000; the largest (64 x 64 x 64 x 64) 16,384 and up.
+It also caps the attempts (`attempts`)."""
 AVOID_MARGIN = 1e-9
+MIN_NORMAL_SCALE = 1.5e-154
+"""The least scale of normal values: a product of two entries, about scale**2, is then a normal
+float64 (1.5e-154**2 = 2.25e-308, and the smallest normal float64 is 2.2250738585072014e-308), so
+the D_in products summed into an entry of H keep their precision."""
+DRAW_FLOPS = 250_000
+"""What drawing one value costs, in the currency of the flop budget: a normal value takes 12
+stream words (3 SHA-256 digests) and 12 to 25 us of Python, about the time NumPy's products take
+for 250,000 floating-point operations (10 to 15 GFLOP/s on one core of the reference machine)."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +156,30 @@ def draw_value(stream: Iterator[int], spec: Spec) -> float:
     return spec.scale * (total - 6.0)
 
 
-def draw_matrix(stream: Iterator[int], spec: Spec, rows: int, columns: int) -> NDArray[np.float64]:
+class DrawBudget:
+    """The values one generation may still draw (`MAX_VALUES_DRAWN` to begin with): every
+    matrix and every column drawn takes its entries from it, in every attempt."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.left = limit
+
+    def take(self, count: int) -> None:
+        """Count `count` values about to be drawn, or raise DrawBudgetSpentError if fewer are
+        left."""
+        if count > self.left:
+            raise DrawBudgetSpentError
+        self.left -= count
+
+
+class DrawBudgetSpentError(Exception):
+    """The draw budget would be passed: the search stops (`generate` says why)."""
+
+
+def draw_matrix(
+    stream: Iterator[int], spec: Spec, rows: int, columns: int, budget: DrawBudget
+) -> NDArray[np.float64]:
+    budget.take(rows * columns)
     return np.array(
         [[draw_value(stream, spec) for _ in range(columns)] for _ in range(rows)], dtype=np.float64
     )
@@ -146,15 +190,20 @@ def clear_of_zero(h: NDArray[np.float64]) -> bool:
     return bool(np.min(np.abs(h)) > AVOID_MARGIN * max(float(np.max(np.abs(h))), 1e-300))
 
 
+def column_tries(spec: Spec) -> int:
+    """How often a column of W1 may be drawn: `COLUMN_TRIES` with ``avoid``, else once."""
+    return COLUMN_TRIES if spec.zeros_in_H == "avoid" else 1
+
+
 def draw_weights(
-    stream: Iterator[int], spec: Spec, X: NDArray[np.float64]
+    stream: Iterator[int], spec: Spec, X: NDArray[np.float64], budget: DrawBudget
 ) -> NDArray[np.float64] | None:
     """W1, column by column; with ``avoid``, each column redrawn until X w is clear of 0, or
     None when a column does not get there in `COLUMN_TRIES`."""
     columns = []
     for _ in range(spec.H):
-        for _ in range(COLUMN_TRIES if spec.zeros_in_H == "avoid" else 1):
-            column = draw_matrix(stream, spec, spec.D_in, 1)
+        for _ in range(column_tries(spec)):
+            column = draw_matrix(stream, spec, spec.D_in, 1, budget)
             if spec.zeros_in_H != "avoid" or clear_of_zero(X @ column):
                 columns.append(column)
                 break
@@ -163,29 +212,86 @@ def draw_weights(
     return np.hstack(columns)
 
 
-def generate(seed: Seed, spec: Spec) -> Problem:
-    """The problem for `seed` and `spec`; raises GenerationError if no attempt meets the spec."""
+def values_per_attempt(spec: Spec) -> int:
+    """The entries of the four matrices: what an attempt draws when no column is redrawn."""
+    return spec.N * spec.D_in + spec.N * spec.D_out + spec.D_in * spec.H + spec.H * spec.D_out
+
+
+def attempts(spec: Spec) -> int:
+    """How many attempts the search makes at most: `MAX_ATTEMPTS`, and no more than
+    `MAX_VALUES_DRAWN` values would allow without a redrawn column (at least one)."""
+    return max(1, min(MAX_ATTEMPTS, MAX_VALUES_DRAWN // values_per_attempt(spec)))
+
+
+def impossible(spec: Spec) -> str | None:
+    """Why no attempt can meet `spec`, known before drawing; None when one may."""
     if spec.values == "normal" and spec.zeros_in_H == "require":
-        raise GenerationError("normal values are never exactly 0: use integers or quarters")
-    per_attempt = (
-        spec.N * spec.D_in + spec.N * spec.D_out + spec.D_in * spec.H + spec.H * spec.D_out
+        return "normal values are never exactly 0: use integers or quarters"
+    return None
+
+
+def most_values_drawn(spec: Spec) -> int:
+    """The most values `generate` may draw for `spec`: every attempt failing after drawing
+    each column of W1 as often as allowed, within `MAX_VALUES_DRAWN`."""
+    if impossible(spec):
+        return 0
+    redrawn = spec.D_in * spec.H * (column_tries(spec) - 1)
+    return min(MAX_VALUES_DRAWN, attempts(spec) * (values_per_attempt(spec) + redrawn))
+
+
+def generation_workload(spec: Spec) -> Workload:
+    """The most generating `spec` may cost: the entries of the four matrices it makes, H = X W1
+    (N x H) for the checks as its largest array, and every value it may draw at `DRAW_FLOPS`,
+    each with the check of X w a column of W1 needs (2 N flops a value, counted for every value)."""
+    N, D_in, H, D_out = spec.N, spec.D_in, spec.H, spec.D_out
+    return Workload(
+        input_elements=values_per_attempt(spec),
+        largest_intermediate=max(N * H, N * D_in, D_in * H, N * D_out, H * D_out),
+        flops=most_values_drawn(spec) * (DRAW_FLOPS + 2 * N),
     )
-    attempts = max(1, min(MAX_ATTEMPTS, MAX_VALUES_DRAWN // per_attempt))
-    for attempt in range(attempts):
-        material = canonical({"attempt": attempt, "seed": seed, "spec": spec.as_json()})
-        stream = words(hashlib.sha256(DOMAIN + material).digest())
-        X = draw_matrix(stream, spec, spec.N, spec.D_in)
-        W1 = draw_weights(stream, spec, X)
-        if W1 is None or (spec.zeros_in_H == "require" and not (X @ W1 == 0).any()):
-            continue
-        Y = draw_matrix(stream, spec, spec.N, spec.D_out)
-        W2 = draw_matrix(stream, spec, spec.H, spec.D_out)
-        return Problem(X=X, Y=Y, W1=W1, W2=W2, seed=seed, spec=spec)
+
+
+def generate(seed: Seed, spec: Spec, max_values_drawn: int = MAX_VALUES_DRAWN) -> Problem:
+    """The problem for `seed` and `spec`; raises GenerationError if no attempt meets the spec
+    within `attempts(spec)` and `max_values_drawn` values drawn, or if none can."""
+    reason = impossible(spec)
+    if reason:
+        raise GenerationError(reason)
+    budget = DrawBudget(max_values_drawn)
     wanted = "an exact 0 in" if spec.zeros_in_H == "require" else "no 0 in"
-    raise GenerationError(
-        f"no problem with {wanted} H = X W1 was found in {attempts} attempts for this spec; "
-        'larger shapes make that unlikely: try "values": "normal" or "zeros_in_H": "allow"'
+    hint = (
+        'try "zeros_in_H": "allow"'
+        if spec.values == "normal"
+        else 'larger shapes make that unlikely: try "values": "normal" or "zeros_in_H": "allow"'
     )
+    try:
+        for attempt in range(attempts(spec)):
+            problem = attempt_problem(seed, spec, attempt, budget)
+            if problem is not None:
+                return problem
+    except DrawBudgetSpentError:
+        raise GenerationError(
+            f"no problem with {wanted} H = X W1 was found within {budget.limit:,} values "
+            "drawn, the generation budget (every attempt and every redrawn column of W1 "
+            f"counts); {hint}"
+        ) from None
+    raise GenerationError(
+        f"no problem with {wanted} H = X W1 was found in {attempts(spec)} attempts for this "
+        f"spec; {hint}"
+    )
+
+
+def attempt_problem(seed: Seed, spec: Spec, attempt: int, budget: DrawBudget) -> Problem | None:
+    """Attempt number `attempt`: the problem it draws, or None when it does not meet the spec."""
+    material = canonical({"attempt": attempt, "seed": seed, "spec": spec.as_json()})
+    stream = words(hashlib.sha256(DOMAIN + material).digest())
+    X = draw_matrix(stream, spec, spec.N, spec.D_in, budget)
+    W1 = draw_weights(stream, spec, X, budget)
+    if W1 is None or (spec.zeros_in_H == "require" and not (X @ W1 == 0).any()):
+        return None
+    Y = draw_matrix(stream, spec, spec.N, spec.D_out, budget)
+    W2 = draw_matrix(stream, spec, spec.H, spec.D_out, budget)
+    return Problem(X=X, Y=Y, W1=W1, W2=W2, seed=seed, spec=spec)
 
 
 def encode_problem_id(seed: Seed, spec: Spec) -> str:

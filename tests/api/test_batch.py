@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 
 from service.api import examples
+from service.api.routes import batch as batch_routes
 from service.api.schemas import MAX_BATCH_PROBLEMS
+from service.core.network import batched_loss_and_gradients
 from service.core.shapes import Signature, group_by_signature
+from service.core.workload import BATCH_ANSWER_ALLOWANCE_BYTES, JSON_BYTES_PER_ENTRY
 from service.settings import Settings
 from tests.support.generate import as_json, random_problem
 from tests.support.oracle import reference, relative_error
@@ -127,6 +130,102 @@ class TestBudgets:
         assert fits.status_code == 200
         assert too_many.status_code == 413
         assert (too_many.json()["budget"], too_many.json()["value"]) == ("input_elements", 105)
+
+
+SHAPE = (4, 3, 5, 2)
+"""N, D_in, H, D_out of the stacked problems below: N x H = 20 is the largest array of one."""
+
+
+@pytest.fixture
+def stack_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of problems of each stack the batch endpoint computes, in order."""
+    sizes: list[int] = []
+
+    def recording(X: Any, Y: Any, W1: Any, W2: Any, **options: Any) -> Any:
+        sizes.append(len(X))
+        return batched_loss_and_gradients(X, Y, W1, W2, **options)
+
+    monkeypatch.setattr(batch_routes, "batched_loss_and_gradients", recording)
+    return sizes
+
+
+class TestStacksWithinTheIntermediateBudget:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return Settings(max_intermediate_elements=2 * 20 + 19)  # two problems' N x H, not three
+
+    async def test_a_stack_holds_no_more_than_the_budget_admits(
+        self, client: httpx.AsyncClient, stack_sizes: list[int]
+    ) -> None:
+        rng = np.random.default_rng(7)
+        bodies = [as_json(random_problem(rng, *SHAPE)) for _ in range(7)]
+        answer = await client.post("/v1/gradients/batch", json={"problems": bodies})
+        assert answer.status_code == 200
+        assert stack_sizes == [2, 2, 2, 1]
+
+    async def test_stacked_answers_are_byte_for_byte_those_of_single_requests(
+        self, client: httpx.AsyncClient, stack_sizes: list[int]
+    ) -> None:
+        """Three signatures interleaved (float32, the forward pass), each cut into stacks: the
+        batch's answer is the single answers, in order, byte for byte."""
+        rng = np.random.default_rng(8)
+        bodies: list[dict[str, Any]] = [
+            as_json(random_problem(rng, *SHAPE, integers=i % 2 == 0)) for i in range(11)
+        ]
+        for i in range(1, 11, 3):
+            bodies[i]["options"] = {"dtype": "float32", "return_forward": i % 2 == 0}
+        batch = await client.post("/v1/gradients/batch", json={"problems": bodies})
+        singles = [(await client.post("/v1/gradients", json=body)).content for body in bodies]
+        assert batch.content == b'{"results":[' + b",".join(singles) + b"]}"
+        # 7 float64 problems in stacks of 2, 2, 2 and 1; 2 float32 ones, and 2 with the forward pass
+        assert sorted(stack_sizes) == [1, 2, 2, 2, 2, 2]
+
+
+class TestAProblemOverTheIntermediateBudget:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return Settings(max_intermediate_elements=19)
+
+    async def test_is_refused_in_a_batch_as_alone(
+        self, client: httpx.AsyncClient, stack_sizes: list[int]
+    ) -> None:
+        body = as_json(random_problem(np.random.default_rng(9), *SHAPE))
+        alone = await client.post("/v1/gradients", json=body)
+        batched = await client.post("/v1/gradients/batch", json={"problems": [body, body]})
+        assert alone.status_code == batched.status_code == 413
+        figures = ("budget", "limit", "value")
+        assert [alone.json()[key] for key in figures] == ["intermediate_elements", 19, 20]
+        assert [batched.json()[key] for key in figures] == ["intermediate_elements", 19, 20]
+        assert stack_sizes == []
+
+
+EXAMPLE_ANSWER_BYTES = (1 + 2 + 3 + 6 + 6 + 6) * JSON_BYTES_PER_ENTRY + BATCH_ANSWER_ALLOWANCE_BYTES
+"""The estimate of the worked example's answer in a batch: its 24 numbers (the loss, dY_pred
+2 x 1, dW2 3 x 1, dH_relu, dH and dW1 2 x 3 each), and the allowance for the rest."""
+
+
+class TestAnswerBudget:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return Settings(max_answer_bytes=3 * EXAMPLE_ANSWER_BYTES)
+
+    async def test_the_answer_estimate_counts_every_problem(
+        self, client: httpx.AsyncClient, stack_sizes: list[int]
+    ) -> None:
+        fits = await client.post("/v1/gradients/batch", json={"problems": [examples.REQUEST] * 3})
+        assert fits.status_code == 200
+        assert len(fits.content) < 3 * EXAMPLE_ANSWER_BYTES
+        too_large = await client.post(
+            "/v1/gradients/batch", json={"problems": [examples.REQUEST] * 3 + [{"X": 1}]}
+        )
+        assert too_large.status_code == 413
+        refusal = too_large.json()
+        assert (refusal["budget"], refusal["limit"], refusal["value"]) == (
+            "answer_bytes",
+            3 * EXAMPLE_ANSWER_BYTES,
+            3 * EXAMPLE_ANSWER_BYTES + BATCH_ANSWER_ALLOWANCE_BYTES,
+        )
+        assert stack_sizes == [3], "the refused batch was not computed"
 
 
 def test_problems_are_grouped_by_signature_in_order_of_first_appearance() -> None:

@@ -27,7 +27,7 @@ from service.api.gc_pause import (
 from service.api.json_codec import read_gradients_json
 from service.api.routes import batch as batch_routes
 from service.api.routes import gradients as gradients_routes
-from service.api.schemas import GradientsBatchRequest, GradientsRequest
+from service.api.schemas import GradientsRequest
 from service.core.workload import NOTHING, Workload
 
 TINY = {"X": [[1.0]], "Y": [[2.0]], "W1": [[1.0]], "W2": [[1.0]]}
@@ -215,7 +215,7 @@ async def test_a_large_batch_is_computed_and_answered_with_the_collector_paused(
     seen: list[bool] = []
     batch_answers = batch_routes.batch_answers
 
-    def recording(batch: GradientsBatchRequest) -> bytes:
+    def recording(batch: batch_routes.PlannedBatch) -> list[bytes | bytearray]:
         seen.append(gc.isenabled())
         return batch_answers(batch)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from typing import Any
 
 import httpx
@@ -10,6 +11,10 @@ import numpy as np
 import pytest
 
 from service.api import examples
+from service.core.workload import JSON_BYTES_PER_ENTRY
+from service.grading import generator
+from service.grading.generator import DRAW_FLOPS, Spec, encode_problem_id
+from service.grading.grader import Reference
 from service.settings import Settings
 from tests.support.oracle import reference
 
@@ -347,3 +352,152 @@ async def test_a_bad_query_parameter_is_named(client: httpx.AsyncClient) -> None
             "detail": "format: Input should be 'json', 'gradescope' or 'prairielearn'",
         }
     ]
+
+
+def problem_id_of(seed: int | str, **spec: Any) -> str:
+    """The id /v1/problems gives the problem of `seed` and `spec`."""
+    return encode_problem_id(seed, Spec(**spec))
+
+
+SMALL = {"N": 2, "D_in": 2, "H": 3, "D_out": 1}
+"""A problem of the worked example's shapes: 15 entries, N x H = 6."""
+
+
+async def test_a_batch_makes_each_distinct_problem_once_and_drops_it_before_the_next(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Items naming one id twice (as two objects), the batch's problem, and two inline
+    problems of equal matrices (two objects): four references, each made once and gone
+    before the next is made; results in input order."""
+    generated_seeds: list[Any] = []
+    generate = generator.generate
+
+    def counting_generate(seed: Any, spec: Spec) -> Any:
+        generated_seeds.append(seed)
+        return generate(seed, spec)
+
+    made: list[weakref.ref[Reference]] = []
+    alive_when_made: list[int] = []
+    of = Reference.of
+
+    def recording_of(X: Any, Y: Any, W1: Any, W2: Any) -> Reference:
+        alive_when_made.append(sum(ref() is not None for ref in made))
+        reference = of(X, Y, W1, W2)
+        made.append(weakref.ref(reference))
+        return reference
+
+    monkeypatch.setattr(generator, "generate", counting_generate)
+    monkeypatch.setattr(Reference, "of", recording_of)
+    shared, own = problem_id_of("shared", **SMALL), problem_id_of("own", **SMALL)
+    items: list[dict[str, Any]] = [
+        {"problem": {"problem_id": own}, "submission": {"loss": 1}},
+        {"submission": {"loss": 1}},
+        {"problem": {"problem_id": own}, "submission": {"loss": 2}},
+        {"problem": examples.REQUEST, "submission": {"loss": 2.0}},
+        {"submission": {"loss": 2}},
+        {"problem": examples.REQUEST, "submission": {"loss": 2.0}},
+    ]
+    request = {"problem": {"problem_id": shared}, "items": items}
+    answer = await client.post("/v1/grade/batch", json=request)
+    assert answer.status_code == 200
+    results = answer.json()["results"]
+    assert [result.get("problem_id") for result in results] == [
+        own,
+        shared,
+        own,
+        None,
+        shared,
+        None,
+    ]
+    assert [result["quantities"]["loss"]["status"] for result in results[3:4] + results[5:]] == [
+        "correct",
+        "correct",
+    ]
+    assert generated_seeds == ["own", "shared"]
+    assert len(made) == 4
+    assert alive_when_made == [0, 0, 0, 0]
+
+
+async def test_problems_refuse_a_scale_whose_products_underflow(
+    client: httpx.AsyncClient,
+) -> None:
+    shape = {"N": 64, "D_in": 64, "H": 64, "D_out": 64}
+    for scale in (0, 1e-320, 4.9e-155, 1.4e-154, 2e100):
+        spec = {"seed": 1, "shape": shape, "values": "normal", "scale": scale}
+        answer = await client.post("/v1/problems", json=spec)
+        assert answer.status_code == 422, scale
+        assert [error["pointer"] for error in answer.json()["errors"]] == ["/scale"]
+        assert "a scale must lie from 1.5e-154 to 1e+100" in answer.json()["detail"]
+        assert len(answer.content) < 1000
+    least = {"seed": 1, "shape": SMALL, "values": "normal", "scale": 1.5e-154}
+    assert (await client.post("/v1/problems", json=least)).status_code == 200
+    document = (await client.get("/openapi.json")).json()
+    scale_schema = document["components"]["schemas"]["ProblemSpec"]["properties"]["scale"]
+    assert scale_schema["minimum"] == 1.5e-154
+    assert "from 1.5e-154 to 1e+100" in scale_schema["description"]
+
+
+async def test_a_problem_id_of_a_scale_below_the_least_is_named(
+    client: httpx.AsyncClient,
+) -> None:
+    problem_id = problem_id_of(1, **SMALL, values="normal", scale=1e-320)
+    item = {"problem": {"problem_id": problem_id}, "submission": {"loss": 1.0}}
+    answer = await client.post("/v1/grade/batch", json={"items": [item, item]})
+    assert answer.status_code == 422
+    errors = answer.json()["errors"]
+    assert [error["pointer"] for error in errors] == [
+        "/items/0/problem/problem_id",
+        "/items/1/problem/problem_id",
+    ]
+    assert "spec is not one this service generates: scale: " in errors[0]["detail"]
+
+
+GENERATION_FLOPS = 100 * (15 + 2 * 3 * 49) * (DRAW_FLOPS + 2 * 2)
+"""The most generating a `SMALL` problem of integers may cost: 100 attempts of 15 values, each
+of the 3 columns of W1 (2 values) redrawn up to 49 times, each value with its check of X w
+(2 N flops)."""
+GRADING_FLOPS = 2 * (4 * 2 * 2 * 3 + 6 * 2 * 3 * 1 + 8 * 2 * 3)
+"""The reference of a `SMALL` problem and the mistaken answers: two passes."""
+LOSS_FLOPS = 40
+"""Comparing a submitted loss with the answer and the slips."""
+
+
+class TestGenerationIsBudgeted:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return Settings(max_flops=GENERATION_FLOPS + GRADING_FLOPS + 2 * LOSS_FLOPS)
+
+    async def test_generation_counts_in_the_flop_budget(self, client: httpx.AsyncClient) -> None:
+        fits = await client.post("/v1/problems", json={"seed": 1, "shape": SMALL})
+        assert fits.status_code == 200
+        item = {"problem": {"problem_id": fits.json()["problem_id"]}, "submission": {"loss": 1}}
+        same = await client.post("/v1/grade/batch", json={"items": [item, item]})
+        assert same.status_code == 200
+        other = {**item, "problem": {"problem_id": problem_id_of(2, **SMALL)}}
+        two = await client.post("/v1/grade/batch", json={"items": [item, other]})
+        assert two.status_code == 413
+        assert (two.json()["budget"], two.json()["value"]) == (
+            "flops",
+            2 * (GENERATION_FLOPS + GRADING_FLOPS + LOSS_FLOPS),
+        )
+
+
+class TestRevealedAnswersAreBudgeted:
+    REVEALED_BYTES = (1 + 2 + 3 + 6 + 6 + 6) * JSON_BYTES_PER_ENTRY
+    """The worked example's loss and five gradients: 24 numbers."""
+
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return Settings(allow_reveal=True, max_answer_bytes=3 * self.REVEALED_BYTES)
+
+    async def test_each_item_reveals_its_reference(self, client: httpx.AsyncClient) -> None:
+        item = {"submission": {"loss": 1}}
+        request = {"problem": examples.REQUEST, "reveal": True}
+        fits = await client.post("/v1/grade/batch", json={**request, "items": [item] * 3})
+        assert fits.status_code == 200
+        too_many = await client.post("/v1/grade/batch", json={**request, "items": [item] * 4})
+        assert too_many.status_code == 413
+        assert (too_many.json()["budget"], too_many.json()["value"]) == (
+            "answer_bytes",
+            4 * self.REVEALED_BYTES,
+        )

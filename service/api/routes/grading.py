@@ -190,24 +190,39 @@ def post_grade_batch(
     """Results in input order; an item whose problem cannot be graded gets a problem details
     object of its own, and the others are graded all the same."""
     check_reveal(request, settings, role)
-    references: dict[int, tuple[Reference, str | None] | ProblemDetails] = {}
-    results: list[GradeOut | ProblemDetails] = []
+    graded: dict[int, GradeOut | ProblemDetails] = {}
     with timed_compute("grade_batch"):
-        for item in request.items:
-            problem = item.problem or request.problem
-            assert problem is not None  # the schema checks every item has one
-            if id(problem) not in references:
-                references[id(problem)] = reference_or_problem(problem)
-            resolved = references[id(problem)]
-            if isinstance(resolved, ProblemDetails):
-                results.append(resolved)
-                continue
-            reference, problem_id = resolved
-            graded = grade_with(request, reference, item.submission)
-            results.append(
-                grade_out(graded, lang, problem_id, reference if request.reveal else None)
+        for problem, positions in request.problem_groups():
+            graded.update(
+                zip(positions, grade_group(request, problem, positions, lang), strict=True)
             )
+    results = [graded[index] for index in range(len(request.items))]
     return GradeBatchOut(results=results, **class_counts(results))
+
+
+def grade_group(
+    request: GradeBatchRequest,
+    problem: ProblemMatrices | ProblemRef,
+    positions: list[int],
+    lang: Language,
+) -> list[GradeOut | ProblemDetails]:
+    """The items at `positions`, all graded against `problem`: its reference (generated first if
+    it comes by id) is made once, and lives only as long as this call; each item keeps only its
+    output (with `reveal`, the reference answers it shows)."""
+    resolved = reference_or_problem(problem)
+    if isinstance(resolved, ProblemDetails):
+        return [resolved] * len(positions)
+    reference, problem_id = resolved
+    revealed = reference if request.reveal else None
+    return [
+        grade_out(
+            grade_with(request, reference, request.items[index].submission),
+            lang,
+            problem_id,
+            revealed,
+        )
+        for index in positions
+    ]
 
 
 def reference_or_problem(
