@@ -131,19 +131,27 @@ def write_answer(result: Result) -> list[memoryview]:
     if result.forward is not None:
         tensors |= {f"forward.{name}": getattr(result.forward, name) for name in FORWARD_NAMES}
     arrays = {name: np.require(array, dtype, ["C_CONTIGUOUS"]) for name, array in tensors.items()}
-    header: dict[str, Any] = {METADATA: {"dtype": result.dtype.name}}
+    first = memoryview(answer_header({name: a.shape for name, a in arrays.items()}, result.dtype))
+    return [first, *(array.reshape(-1).view(np.uint8).data for array in arrays.values())]
+
+
+def answer_header(shapes: dict[str, tuple[int, ...]], dtype: np.dtype[np.floating]) -> bytes:
+    """The first bytes of an answer whose tensors, in order, have `shapes` and `dtype`: the
+    8-byte length and the header, padded with spaces to a multiple of 8 bytes. The buffer
+    follows, ``sum(prod(shape)) * dtype.itemsize`` bytes."""
+    header: dict[str, Any] = {METADATA: {"dtype": dtype.name}}
     offset = 0
-    for name, array in arrays.items():
+    for name, shape in shapes.items():
+        size = math.prod(shape) * dtype.itemsize
         header[name] = {
-            "dtype": WIRE_DTYPES[result.dtype.name],
-            "shape": list(array.shape),
-            "data_offsets": [offset, offset + array.nbytes],
+            "dtype": WIRE_DTYPES[dtype.name],
+            "shape": list(shape),
+            "data_offsets": [offset, offset + size],
         }
-        offset += array.nbytes
+        offset += size
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
-    first = memoryview(struct.pack("<Q", len(text)) + text)
-    return [first, *(array.reshape(-1).view(np.uint8).data for array in arrays.values())]
+    return struct.pack("<Q", len(text)) + text
 
 
 def _read_header(body: bytes) -> tuple[dict[str, Any], int]:

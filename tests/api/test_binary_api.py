@@ -6,11 +6,14 @@ the service's own codec; numbers are checked against HIPS autograd and against t
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import httpx
 import numpy as np
 import pytest
 from safetensors.numpy import load, save
 
+from service.api.routes import gradients as gradients_route
 from service.api.routes.gradients import SLICE_BYTES
 from service.app import create_app
 from service.core.network import loss_and_gradients
@@ -157,3 +160,35 @@ async def test_a_binary_answer_of_many_slices_arrives_whole(client: httpx.AsyncC
     expected = loss_and_gradients(arrays["X"], arrays["Y"], arrays["W1"], arrays["W2"])
     for name in GRADIENTS:
         assert tensors[f"gradients.{name}"].tobytes() == expected.gradients[name].tobytes()
+
+
+@pytest.mark.parametrize("forward", [False, True], ids=["gradients", "forward"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+async def test_the_answer_budget_counts_a_binary_answer_to_the_byte(
+    forward: bool, dtype: str
+) -> None:
+    """A safetensors answer of exactly GRADSERVE_MAX_ANSWER_BYTES is given; one byte less of
+    budget, and it is a 413 naming that very size, before anything is computed."""
+    arrays = problem(9, N=7, D_in=3, H=11, D_out=2)
+    metadata = {"dtype": dtype, "return_forward": str(forward).lower()}
+
+    async def answer(limit: int) -> httpx.Response:
+        transport = httpx.ASGITransport(app=create_app(Settings(max_answer_bytes=limit)))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return await post_binary(client, arrays, metadata, accept=SAFETENSORS)
+
+    given = await answer(10**9)
+    size = len(given.content)
+    at_the_limit = await answer(size)
+    with patch.object(
+        gradients_route, "loss_and_gradients", side_effect=AssertionError("computed")
+    ):
+        over = await answer(size - 1)
+    assert (given.status_code, at_the_limit.status_code, over.status_code) == (200, 200, 413)
+    assert at_the_limit.content == given.content
+    refused = over.json()
+    assert (refused["budget"], refused["limit"], refused["value"]) == (
+        "answer_bytes",
+        size - 1,
+        size,
+    )

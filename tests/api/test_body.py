@@ -1,4 +1,6 @@
-"""Resource limits: compute budgets, body timeouts, compressed bodies, overload shedding."""
+"""Resource limits: compute budgets, body timeouts, compressed bodies, overload shedding,
+admission before work (the bytes of bodies in flight, slots only for costly work), answers held
+until sent."""
 
 from __future__ import annotations
 
@@ -10,11 +12,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.types import Message
 
 from service.api import examples
+from service.api.body import INLINE_BODY_BYTES, INLINE_FLOPS
 from service.app import create_app
 from service.core.workload import network_workload
-from service.settings import Settings
+from service.settings import BODIES_IN_FLIGHT, Settings
+from tests.api.test_admission import until
 
 pytestmark = pytest.mark.anyio
 
@@ -32,6 +37,12 @@ def ones(rows: int, columns: int) -> list[list[int]]:
 
 def problem_of(N: int, D_in: int, H: int, D_out: int) -> dict[str, Any]:
     return {"X": ones(N, D_in), "Y": ones(N, D_out), "W1": ones(D_in, H), "W2": ones(H, D_out)}
+
+
+COSTLY = problem_of(300, 1, 300, 1)
+"""A small body whose problem needs more than INLINE_FLOPS: it takes a computation slot."""
+assert network_workload(300, 1, 300, 1).flops > INLINE_FLOPS
+assert len(json.dumps(COSTLY)) <= INLINE_BODY_BYTES
 
 
 def test_workload_counts() -> None:
@@ -168,10 +179,9 @@ class TestOverload:
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             holder = asyncio.create_task(hold())
             await asyncio.sleep(0)
-            waiting = asyncio.create_task(client.post("/v1/gradients", json=examples.REQUEST))
-            while not limiter.full:
-                await asyncio.sleep(0.001)
-            shed = await client.post("/v1/gradients", json=examples.REQUEST)
+            waiting = asyncio.create_task(client.post("/v1/gradients", json=COSTLY))
+            await until(lambda: limiter.full)
+            shed = await client.post("/v1/gradients", json=COSTLY)
             gate.set()
             await holder
             served = await waiting
@@ -210,3 +220,170 @@ class TestReadinessUnderOverload:
         assert busy.status_code == 503
         assert "overloaded" in busy.json()["detail"]
         assert idle.status_code == 200
+
+
+TINY = body_of(examples.REQUEST)
+"""The worked example: parsed and computed on the event loop."""
+
+
+async def post(app: FastAPI, body: bytes | AsyncIterator[bytes], **headers: str) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        return await client.post("/v1/gradients", content=body, headers={**JSON, **headers})
+
+
+class TestTinyWorkTakesNoSlot:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return Settings(max_concurrent_computations=1, max_waiting_computations=0)
+
+    async def test_a_tiny_request_is_answered_while_every_slot_is_held(self, app: FastAPI) -> None:
+        async with app.state.limiter.slot():
+            tiny = await post(app, TINY)
+            costly = await post(app, body_of(COSTLY))
+        assert tiny.status_code == 200
+        assert tiny.json()["loss"] == examples.RESPONSE["loss"]
+        assert costly.status_code == 503  # a small body, but a problem that needs a slot
+
+    async def test_a_large_body_is_refused_before_it_is_read(self, app: FastAPI) -> None:
+        """Parsing a large body needs a slot: with none free and no waiting place, the body
+        is not even read."""
+        read = []
+
+        async def large() -> AsyncIterator[bytes]:
+            read.append(True)
+            yield b" " * (INLINE_BODY_BYTES + 1) + TINY
+
+        async with app.state.limiter.slot():
+            response = await post(
+                app, large(), **{"Content-Length": str(INLINE_BODY_BYTES + 1 + len(TINY))}
+            )
+        assert response.status_code == 503
+        assert read == []
+
+
+class TestBodiesInFlight:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return Settings(max_body_bytes=1000, max_body_bytes_in_flight=1500)
+
+    async def test_a_body_that_does_not_fit_is_refused_before_it_is_read(
+        self, app: FastAPI
+    ) -> None:
+        read = []
+
+        async def body() -> AsyncIterator[bytes]:
+            read.append(True)
+            yield TINY
+
+        with app.state.body_budget.reserved(1500 - len(TINY) + 1):
+            refused = await post(app, body(), **{"Content-Length": str(len(TINY))})
+        with app.state.body_budget.reserved(1500 - len(TINY)):
+            served = await post(app, TINY)
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "1"
+        assert refused.json() == {
+            **examples.PROBLEMS[503],
+            "detail": "The service is receiving as many request bodies as it can hold "
+            f"({1500 - len(TINY) + 1:,} of 1,500 bytes). Retry after 1 s.",
+        }
+        assert read == []
+        assert served.status_code == 200
+        assert app.state.body_budget.in_flight == 0
+
+    async def test_a_chunked_body_counts_as_the_largest(self, app: FastAPI) -> None:
+        async def chunked() -> AsyncIterator[bytes]:
+            yield TINY
+
+        with app.state.body_budget.reserved(501):  # 501 + 1000 > 1500
+            refused = await post(app, chunked())
+        with app.state.body_budget.reserved(500):
+            served = await post(app, chunked())
+        assert refused.status_code == 503
+        assert served.status_code == 200
+
+    def test_the_default_is_a_few_of_the_largest_bodies(self) -> None:
+        assert Settings(max_body_bytes=1000).body_bytes_in_flight == BODIES_IN_FLIGHT * 1000
+        assert Settings().body_bytes_in_flight == BODIES_IN_FLIGHT * 64 * 1024 * 1024
+
+    def test_fewer_bytes_in_flight_than_one_body_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="max_body_bytes_in_flight"):
+            Settings(max_body_bytes=1000, max_body_bytes_in_flight=999)
+
+
+class BlockingSend:
+    """An ASGI `send` that records the messages and blocks on the first body message until
+    `release` is set (as a server does while the client does not read)."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.blocked = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.body" and not self.blocked.is_set():
+            self.blocked.set()
+            await self.release.wait()
+        self.messages.append(message)
+
+
+async def call(app: FastAPI, body: bytes, send: BlockingSend) -> None:
+    """POST `body` to /v1/gradients straight through the ASGI app, answered through `send`."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/gradients",
+        "raw_path": b"/v1/gradients",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> Message:
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()  # no disconnect until the answer is done
+        raise AssertionError
+
+    await app(scope, receive, send)
+
+
+class TestHeldUntilSent:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return Settings(max_concurrent_computations=1, max_waiting_computations=0)
+
+    async def test_the_slot_and_the_body_are_held_until_the_answer_is_sent(
+        self, app: FastAPI
+    ) -> None:
+        body, send = body_of(COSTLY), BlockingSend()
+        answering = asyncio.create_task(call(app, body, send))
+        await until(send.blocked.is_set)
+        held = (app.state.limiter.full, app.state.body_budget.in_flight)
+        send.release.set()
+        await answering
+        assert held == (True, len(body))
+        assert (app.state.limiter.full, app.state.body_budget.in_flight) == (False, 0)
+        assert send.messages[0]["status"] == 200
+        assert send.messages[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+        sent = b"".join(message.get("body", b"") for message in send.messages)
+        assert json.loads(sent)["shapes"] == {"N": 300, "D_in": 1, "H": 300, "D_out": 1}
+
+
+class TestSendTimeout:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return Settings(max_concurrent_computations=1, send_timeout_seconds=0.01)
+
+    async def test_a_client_that_stops_reading_has_its_answer_cut_short(self, app: FastAPI) -> None:
+        body, send = body_of(COSTLY), BlockingSend()  # `release` is never set
+        await asyncio.wait_for(call(app, body, send), timeout=30)  # a guard against a hang
+        assert send.blocked.is_set()
+        assert [message["type"] for message in send.messages] == ["http.response.start"]
+        assert (app.state.limiter.full, app.state.body_budget.in_flight) == (False, 0)

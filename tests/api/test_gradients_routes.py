@@ -7,6 +7,7 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, ClassVar
+from unittest.mock import patch
 
 import httpx
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 
 from service.api import examples
+from service.api.routes import gradients as gradients_route
 from service.app import create_app
 from service.settings import Settings
 from tests.support.generate import as_json, random_problem
@@ -227,6 +229,48 @@ class TestBodyLimit:
             headers={"Content-Type": "application/json"},
         )
         assert response.status_code == 422
+
+
+def numbers_in(value: Any) -> int:
+    """How many numbers a parsed JSON value holds (the counts in `shapes` included)."""
+    if isinstance(value, dict):
+        return sum(numbers_in(item) for item in value.values())
+    if isinstance(value, list):
+        return sum(numbers_in(item) for item in value)
+    return isinstance(value, float | int) and not isinstance(value, bool)
+
+
+@pytest.mark.parametrize("forward", [False, True], ids=["gradients", "forward"])
+async def test_a_json_answer_over_the_answer_budget_is_413_before_any_work(forward: bool) -> None:
+    """The budget counts 25 bytes for each number of the answer (loss, gradients and, if asked,
+    the forward pass), from the shapes alone; over it, a 413 that suggests safetensors."""
+    rng = np.random.default_rng(5)
+    request = {
+        **as_json(random_problem(rng, 6, 3, 8, 2, integers=False)),
+        "options": {"return_forward": forward},
+    }
+
+    async def answer(limit: int) -> httpx.Response:
+        transport = httpx.ASGITransport(app=create_app(Settings(max_answer_bytes=limit)))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return await client.post("/v1/gradients", json=request)
+
+    given = await answer(10**9)
+    estimate = 25 * (numbers_in(given.json()) - 4)  # the four counts of `shapes` aside
+    at_the_limit = await answer(estimate)
+    with patch.object(
+        gradients_route, "loss_and_gradients", side_effect=AssertionError("computed")
+    ):
+        over = await answer(estimate - 1)
+    assert (given.status_code, at_the_limit.status_code, over.status_code) == (200, 200, 413)
+    problem = over.json()
+    assert problem["type"] == "urn:gradserve:problem:budget-exceeded"
+    assert (problem["budget"], problem["limit"], problem["value"]) == (
+        "answer_bytes",
+        estimate - 1,
+        estimate,
+    )
+    assert "Accept: application/vnd.safetensors" in problem["detail"]
 
 
 async def test_unexpected_fault_is_a_500_problem() -> None:

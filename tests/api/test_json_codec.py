@@ -6,22 +6,32 @@
    beyond int64, numbers beyond float64, extra keys, unknown or ill-typed options, escapes.
 2. `service.api.fast_lane.FastLane` answers exactly as FastAPI's own routing of the same endpoint
    does: status, media type and body, for answers and for every kind of error.
+3. Large bodies are read, and large answers written, in pieces that each hold the GIL briefly,
+   with the same result as in one call: `loads_in_pieces` gives what ``orjson.loads`` gives (the
+   document or an error) on random JSON texts, damaged or not, cut into pieces as small as a
+   byte; `fast_read` reads the same request in pieces as in one; `answer_chunks` writes the
+   bytes of `answer_json`, byte for byte.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
+from unittest.mock import patch
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from service.api import json_codec, validation
 from service.api.fast_lane import FastLane
-from service.api.json_codec import answer_json, fast_read, read_batch_json
+from service.api.json_codec import answer_json, read_batch_json
 from service.api.routes.gradients import SLICE_BYTES
 from service.api.schemas import GradientsBatchRequest, GradientsRequest
 from service.app import create_app
@@ -36,6 +46,17 @@ entries = st.one_of(
     st.sampled_from([0.0, -0.0, 1e308, -1e308, 5e-324, 2**53 + 1, 2**63, 2**64 - 1]),
 )
 """Numbers as JSON writes them: floats, integers small and beyond int64, the extremes."""
+
+
+def fast_read(body: bytes) -> GradientsRequest | None:
+    """What the fast reader makes of `body` (parsed by `json_codec.loads_in_pieces`): the
+    request, or None when it leaves the body to Pydantic."""
+    try:
+        document = json_codec.loads_in_pieces(body)
+    except orjson.JSONDecodeError:
+        return None
+    return json_codec.fast_read(document, body)
+
 
 intruders = st.sampled_from(
     ["true", "false", "null", '"1.5"', "[]", "[1.0]", "{}", "1e400", "-1e400", "NaN", "1E-400"]
@@ -251,3 +272,278 @@ async def test_a_long_answer_sent_in_slices_arrives_whole(client: httpx.AsyncCli
 
 LONG = {"X": (2000, 4), "Y": (2000, 3), "W1": (4, 64), "W2": (64, 3)}
 """A problem whose JSON answer is several slices long."""
+
+
+# -- Large bodies and answers, in pieces ------------------------------------------------------
+
+
+@contextmanager
+def small_pieces(window: int = 16, piece: int | None = None) -> Iterator[None]:
+    """The limits of the piecewise reader and writer made tiny, so that small documents are
+    read and written in many pieces: windows of `window` bytes, pieces (and skeletons) of at
+    most `piece`."""
+    with ExitStack() as stack:
+        for name, value in {
+            "PARSE_PIECE_BYTES": piece or 4 * window,
+            "WINDOW_BYTES": window,
+            "FIRST_WINDOW_BYTES": max(1, window // 4),
+            "ARRAY_ROWS": 3,
+            "ARRAY_ENTRIES": 5,
+            "PIECE_ENTRIES": 4,
+            "CHUNK_BYTES": 64,
+        }.items():
+            stack.enter_context(patch.object(json_codec, name, value))
+        yield
+
+
+@settings(max_examples=300, deadline=None)
+@given(bodies(), st.sampled_from([1, 2, 5, 16, 64]))
+def test_the_fast_reader_reads_in_pieces_what_it_reads_in_one(body: bytes, window: int) -> None:
+    whole = fast_read(body)
+    with small_pieces(window):
+        pieced = fast_read(body)
+    assert (pieced is None) == (whole is None), body
+    if pieced is not None and whole is not None:
+        assert same_request(pieced, whole), body
+
+
+numbers_text = st.one_of(
+    st.integers(-(2**64), 2**64).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.sampled_from(["1e400", "-0.0", "0.5", "1E-3"]),
+)
+whitespace = st.sampled_from(["", "", "", " ", "\n  ", "\t", "\r\n"])
+
+
+@st.composite
+def matrix_texts(draw: st.DrawFn) -> str:
+    """An array of arrays of numbers, with any whitespace: a few long rows or many short."""
+    rows, columns = draw(st.sampled_from([(1, 40), (3, 12), (20, 1), (6, 3), (1, 1)]))
+    space = draw(whitespace)
+
+    def row() -> str:
+        entries = (space + "," + space).join(draw(numbers_text) for _ in range(columns))
+        return "[" + space + entries + space + "]"
+
+    return "[" + space + (space + "," + space).join(row() for _ in range(rows)) + space + "]"
+
+
+json_texts = st.recursive(
+    st.one_of(numbers_text, st.sampled_from(['"a"', '"[[1]]"', "true", "null", '"\\"[["']))
+    | matrix_texts(),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4).map(lambda items: "[" + ", ".join(items) + "]"),
+        st.dictionaries(st.sampled_from(['"X"', '"W1"', '"o"', '"X"']), children, max_size=4).map(
+            lambda members: "{" + ", ".join(f"{k}: {v}" for k, v in members.items()) + "}"
+        ),
+    ),
+    max_leaves=8,
+)
+"""JSON texts with matrices anywhere among other values (a "[[" in strings too)."""
+
+damage = st.one_of(
+    st.just(None),
+    st.tuples(st.integers(0, 10_000), st.sampled_from(["", "]", "[", ",", '"', "x", "9" * 19])),
+)
+"""Nothing, or a byte to replace (with nothing: deleted) at a position."""
+
+
+@settings(max_examples=500, deadline=None)
+@given(json_texts, damage, st.sampled_from([1, 2, 3, 8, 32]))
+def test_loads_in_pieces_reads_what_orjson_reads(
+    text: str, change: tuple[int, str] | None, window: int
+) -> None:
+    """The same document, or an error for the same bodies, whatever the pieces: `pieced`
+    gives orjson's document or declines, and `loads_in_pieces` gives orjson's answer."""
+    body = text.encode()
+    if change is not None:
+        position = change[0] % len(body)
+        body = body[:position] + change[1].encode() + body[position + 1 :]
+    expected = loads_or_error(orjson.loads, body)
+    with small_pieces(window, piece=4096):
+        try:
+            pieces: Any = json_codec.pieced(body)
+        except (json_codec.NotPiecedError, orjson.JSONDecodeError):
+            pieces = expected  # declined: parsed in one call
+        assert pieces == expected, body
+    with small_pieces(window):
+        assert loads_or_error(json_codec.loads_in_pieces, body) == expected, body
+
+
+def loads_or_error(loads: Callable[[bytes], Any], body: bytes) -> Any:
+    """The document in `body`, or orjson's error class."""
+    try:
+        return loads(body)
+    except orjson.JSONDecodeError:
+        return orjson.JSONDecodeError
+
+
+@pytest.mark.parametrize("window", [1, 2, 7, 64])
+def test_matrices_are_read_in_pieces(window: int) -> None:
+    """Bodies of this service's shapes are read in pieces (not declined to one call), with
+    whitespace anywhere, rows short and long."""
+    rng = np.random.default_rng(window)
+    tall, wide = rng.standard_normal((30, 2)).tolist(), [rng.integers(-9, 9, 40).tolist()]
+    bodies = [
+        orjson.dumps({"X": tall, "W1": wide, "options": {"dtype": "float32"}}),
+        json.dumps({"X": tall, "W1": wide}, indent=2).encode(),
+        orjson.dumps({"problems": [{"X": tall}, {"X": wide}]}),
+        b' {"X":[ [1 , 2] ,\n[3,4]\t] , "Y" : [[-0.0],[5e-324]]} ',
+    ]
+    for body in bodies:
+        with small_pieces(window, piece=1024):
+            assert json_codec.pieced(body) == orjson.loads(body), body
+
+
+def large_body(rng: np.random.Generator) -> tuple[bytes, dict[str, np.ndarray]]:
+    """A body of about 3 MB: a tall X and Y, a wide W1, float and integer entries."""
+    N, D_in, H, D_out = 20_000, 8, 60_000, 2
+    arrays = {
+        "X": rng.standard_normal((N, D_in)),
+        "Y": rng.integers(-9, 10, (N, D_out)).astype(np.float64),
+        "W1": rng.standard_normal((D_in, H)).round(2),
+        "W2": rng.integers(-9, 10, (H, D_out)).astype(np.float64),
+    }
+    text = {name: array.tolist() for name, array in arrays.items()}
+    text["Y"] = rng.integers(-9, 10, (N, D_out)).tolist()
+    arrays["Y"] = np.array(text["Y"], dtype=np.float64)
+    return orjson.dumps(text), arrays
+
+
+def test_a_large_body_is_read_in_bounded_pieces() -> None:
+    """No orjson call on more than PARSE_PIECE_BYTES (and the brackets around a piece), no
+    `np.array` call on more than ARRAY_ROWS rows or ARRAY_ENTRIES entries; the same arrays."""
+    body, arrays = large_body(np.random.default_rng(11))
+    assert len(body) > 10 * json_codec.PARSE_PIECE_BYTES
+    parsed: list[int] = []
+    converted: list[tuple[int, int]] = []
+    loads, numbers = orjson.loads, json_codec.numbers
+
+    def counted_loads(text: bytes) -> Any:
+        parsed.append(len(text))
+        return loads(text)
+
+    def counted_numbers(values: list[Any], ndim: int) -> Any:
+        rows = len(values) if ndim == 2 else 1
+        converted.append((rows, sum(len(row) for row in values) if ndim == 2 else len(values)))
+        return numbers(values, ndim)
+
+    with (
+        patch.object(orjson, "loads", counted_loads),
+        patch.object(json_codec, "numbers", counted_numbers),
+    ):
+        problem = fast_read(body)
+    assert problem is not None
+    for name in MATRIX_NAMES:
+        assert getattr(problem, name).tobytes() == arrays[name].tobytes(), name
+    assert len(parsed) > 10
+    assert max(parsed) <= json_codec.PARSE_PIECE_BYTES + len(b"[0]]")
+    assert max(rows for rows, _ in converted) <= json_codec.ARRAY_ROWS
+    assert max(entries for _, entries in converted) <= json_codec.ARRAY_ENTRIES
+
+
+def test_read_matrix_by_blocks_reads_what_numpy_reads_at_once() -> None:
+    rng = np.random.default_rng(12)
+    cases: list[list[Any]] = [
+        rng.standard_normal((7, 3)).tolist(),
+        rng.integers(-(2**62), 2**62, (4, 11)).tolist(),
+        [[1, 2.5], [3, 4], [5.5, 6], [7, 8]],  # int and float rows: float64, exactly
+        rng.standard_normal((1, 13)).tolist(),
+    ]
+    for rows in cases:
+        with small_pieces():
+            blocks = json_codec.read_matrix([list(row) for row in rows])
+        assert blocks is not None
+        assert blocks.tobytes() == np.array(rows, dtype=np.float64).tobytes()
+    refusals: list[list[Any]] = [
+        [[1, 2], [3]],
+        [[1], [2], [3], [[4]]],
+        [[1, 2, "3"]],
+        [[]],
+        [[1] * 6, [2]],
+        [[1, 2]] * 5 + [[1, 2, 3]],
+    ]
+    for refused in refusals:
+        with small_pieces():
+            assert json_codec.read_matrix(refused) is None, refused
+
+
+def test_a_document_is_dismantled_to_empty_lists() -> None:
+    rows = [[float(i)] * 3 for i in range(50)]
+    wide = [list(range(40))]
+    document = {"X": rows, "W1": wide, "options": {"dtype": "float32"}}
+    with small_pieces():
+        json_codec.dismantle(document)
+    assert rows == []
+    assert wide == []
+    assert document["options"] == {"dtype": "float32"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200), st.sampled_from([b"true", b"false"]), st.integers(1, 9))
+def test_occurrences_counts_what_count_counts(data: bytes, word: bytes, window: int) -> None:
+    body = data.replace(b"\x00", word)
+    with patch.object(json_codec, "WINDOW_BYTES", window):
+        assert json_codec.occurrences(body, word) == body.count(word)
+
+
+RESULT_SHAPES = [(3, 2, 4, 1), (40, 3, 7, 2), (2, 50, 30, 1), (1, 1, 1, 1), (9, 1, 20, 3)]
+
+
+@pytest.mark.parametrize("dims", RESULT_SHAPES, ids=[str(dims) for dims in RESULT_SHAPES])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("forward", [False, True], ids=["gradients", "forward"])
+def test_an_answer_in_chunks_is_the_answer_byte_for_byte(
+    dims: tuple[int, int, int, int], dtype: type[np.floating], forward: bool
+) -> None:
+    """`answer_chunks`, in pieces of at most PIECE_ENTRIES numbers per orjson call, gives the
+    bytes `answer_json` writes in one call, on random results."""
+    rng = np.random.default_rng(sum(dims))
+    N, D_in, H, D_out = dims
+    shapes = {"X": (N, D_in), "Y": (N, D_out), "W1": (D_in, H), "W2": (H, D_out)}
+    X, Y, W1, W2 = (
+        rng.standard_normal(shapes[name]) * 10.0 ** rng.integers(-5, 5) for name in MATRIX_NAMES
+    )
+    result = loss_and_gradients(X, Y, W1, W2, dtype=dtype, return_forward=forward)
+    written: list[int] = []
+    dumps = orjson.dumps
+
+    def counted_dumps(value: Any, option: int | None = None) -> bytes:
+        written.append(value.size if isinstance(value, np.ndarray) else 0)
+        return dumps(value, option=option)
+
+    with small_pieces(), patch.object(orjson, "dumps", counted_dumps):
+        chunks = json_codec.answer_chunks(result)
+    assert b"".join(chunks) == answer_json(result)
+    assert max(written) <= json_codec.PIECE_ENTRIES
+    assert all(len(chunk) >= 64 for chunk in chunks[:-1])
+
+
+@pytest.mark.parametrize(
+    "problem",
+    [
+        {"X": [[1]] * 30_000, "Y": [[1], [2]], "W1": [[1]], "W2": [[1]]},  # shapes disagree
+        {"X": [[1]] * 30_000, "Y": [[1]] * 30_000, "W1": [[""]], "W2": [[1]]},  # a string
+        {"X": [[1, 2]] * 20_000 + [[1]], "Y": [[1]] * 20_001, "W1": [[1]], "W2": [[1]]},
+        {"X": [[""]] * 30_000, "Y": [[1]] * 30_000, "W1": [[1]], "W2": [[1]], "extra": 1},
+    ],
+    ids=["shapes", "string", "ragged", "strings-and-an-extra-key"],
+)
+def test_a_large_body_the_fast_reader_declines_is_parsed_once_and_judged_as_pydantic_judges_it(
+    problem: dict[str, Any],
+) -> None:
+    """The document the fast reader parsed is the one validated: the body is not parsed again,
+    and the errors are Pydantic's own first errors, with their count."""
+    body = orjson.dumps(problem)
+    assert len(body) > validation.BOUNDED_BODY_BYTES
+    with pytest.raises(ValidationError) as expected:
+        GradientsRequest.model_validate_json(body)
+    with (
+        patch("pydantic_core.from_json", side_effect=AssertionError),
+        patch.object(GradientsRequest, "model_validate_json", side_effect=AssertionError),
+        pytest.raises(ValidationError) as got,
+    ):
+        json_codec.read_gradients_json(body)
+    assert got.value.error_count() == expected.value.error_count()
+    first = expected.value.errors()[: len(got.value.errors())]
+    assert list(got.value.errors()) == first
