@@ -2,9 +2,11 @@
 
 The app holds the routes of `service.api.routes` and `service.ops.observability`, one problem
 details handler per kind of error (`service.api.handlers`), and this middleware, outermost
-first: `Observability` (request ids, metrics, access log), `ApiKeys`, `BodySizeLimit`,
-`FastLane`; then FastAPI's exception middleware and router. Its lifespan marks it started and
-stopping, for /readyz; its OpenAPI document declares the API key schemes.
+first: `Observability` (request ids, metrics, access log), `GracefulShutdown` (the queue refused
+at once on SIGTERM, a 503 for work cut short), `ReturnMemory` (free memory returned to the
+system after large requests), `ApiKeys`, `BodySizeLimit`, `FastLane`; then FastAPI's exception
+middleware and router. Its lifespan marks it started and stopping, for /readyz; its OpenAPI
+document declares the API key schemes.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pydantic import BaseModel
 from threadpoolctl import threadpool_limits
 
 from service import __version__
-from service.api.admission import ComputeLimiter
+from service.api.admission import BodyBudget, ComputeLimiter, ParseBudget
 from service.api.fast_lane import FastLane
 from service.api.grading_schemas import (
     GradeBatchRequest,
@@ -35,7 +37,9 @@ from service.api.routes.grading import router as grade_router
 from service.api.schemas import GradientsBatchRequest, GradientsRequest, ProblemMatrices
 from service.ops.auth import ApiKeys, with_security
 from service.ops.limits import BodySizeLimit
+from service.ops.memory import MemoryTrimmer, ReturnMemory, malloc_trim
 from service.ops.observability import install_observability, readiness_lifespan
+from service.ops.shutdown import GracefulShutdown
 from service.settings import Settings, get_settings
 
 DESCRIPTION = """\
@@ -80,18 +84,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=readiness_lifespan(),
     )
     app.state.settings = settings
-    lane_routes = [*gradients.lane_router.routes, *batch.lane_router.routes]
-    app.add_middleware(FastLane, routes=lane_routes)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(
-        ApiKeys, keys=settings.api_keys, rate_limit_per_minute=settings.rate_limit_per_minute
-    )
-    install_observability(app, settings)  # added last: the outermost middleware
     app.state.limiter = limiter = ComputeLimiter(
         slots=settings.max_concurrent_computations or settings.cores_per_worker,
         waiting=settings.max_waiting_computations,
         retry_after=settings.retry_after_seconds,
     )
+    app.state.body_budget = BodyBudget(settings.body_bytes_in_flight, settings.retry_after_seconds)
+    app.state.parse_budget = ParseBudget(settings.max_body_bytes)
+    lane_routes = [*gradients.lane_router.routes, *batch.lane_router.routes]
+    app.add_middleware(FastLane, routes=lane_routes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        ApiKeys,
+        keys=settings.api_keys,
+        rate_limit_per_minute=settings.rate_limit_per_minute,
+        failed_auth_per_minute=settings.failed_auth_per_minute,
+    )
+    # Counts the bytes of every body and answer, refusals by ApiKeys and BodySizeLimit included.
+    app.add_middleware(ReturnMemory, trimmer=MemoryTrimmer(malloc_trim()))
+    # Outside every other piece of the app, so that work cancelled anywhere in it is answered;
+    # inside Observability, so that the answer has its request id and is counted and logged.
+    app.add_middleware(
+        GracefulShutdown, on_exit=limiter.close, retry_after=settings.retry_after_seconds
+    )
+    install_observability(app, settings)  # added last: the outermost middleware
     app.state.readiness_checks.append(lambda: "overloaded" if limiter.full else None)
     threadpool_limits(limits=settings.blas_threads or settings.cores_per_worker)
     for module_router in (gradients.lane_router, batch.lane_router, gradients.router, grade_router):

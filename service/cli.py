@@ -51,9 +51,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def serve(host: str, port: int, workers: int, app: str = "service.app:app") -> None:
     """Serve `app` with uvicorn. On SIGTERM it stops accepting connections and gives the
-    requests in flight `shutdown_grace_seconds` to finish. Workers read the settings from the
-    environment, so the worker count is passed on there (it sizes each worker's BLAS threads
-    and slots). The benchmarks serve their baselines through here too, to serve them alike."""
+    requests in flight `shutdown_grace_seconds` to finish (with several workers, the supervisor
+    passes SIGTERM on to each); gradserve's app refuses its queue at once and answers 503 to
+    work still unanswered when the grace runs out (`service.ops.shutdown`). Workers read the
+    settings from the environment, so the worker count is passed on there (it sizes each
+    worker's BLAS threads and slots). The benchmarks serve their baselines through here too, to
+    serve them alike."""
     os.environ["GRADSERVE_WORKERS"] = str(workers)
     get_settings.cache_clear()  # read by the options' defaults, before the worker count was set
     config = TCPConfig(

