@@ -38,6 +38,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ from bench.servers import GRADSERVE_SETTINGS, gradserve, served
 from bench.summary import record, tiny_p99, tiny_rate, unavailable
 from bench.timing import QUICK, percentile
 from service.core.network import GRADIENT_NAMES, Result, loss_and_gradients
-from service.core.workload import budget_use, network_workload
+from service.core.workload import budget_use, json_answer_bytes, network_workload
 from service.settings import Settings
 
 TINY = {"N": 8, "D_in": 4, "H": 16, "D_out": 3}
@@ -292,7 +293,10 @@ def large_settings(body_bytes: int) -> dict[str, str]:
     default limit that LARGE or a body of `body_bytes` would exceed raised to twice that."""
     settings = {"GRADSERVE_BLAS_THREADS": str(BLAS_THREADS)}
     needs = [("body_bytes", Settings().max_body_bytes, body_bytes)]
-    for budget, limit, value in needs + budget_use(network_workload(**LARGE), Settings()):
+    workload = replace(
+        network_workload(**LARGE), answer_bytes=json_answer_bytes(**LARGE, forward=False)
+    )
+    for budget, limit, value in needs + budget_use(workload, Settings()):
         name = f"MAX_{budget.upper()}"
         if value > limit:
             settings[f"GRADSERVE_{name}"] = str(2 * value)
