@@ -30,19 +30,18 @@ themselves. A float32 result is widened exactly, so the number written is the fl
 Large bodies and answers, in pieces. A C call holds the GIL from start to end, however long: one
 ``orjson.loads`` of a 64 MiB body, one ``np.array`` of millions of rows, one ``orjson.dumps`` of a
 2 GB answer stall the event loop and every other thread for as long (1 to 7 s). So the reader
-parses a large body with `loads_in_pieces` (the same document as ``orjson.loads``, in pieces of
-at most `PARSE_PIECE_BYTES`), converts a large matrix with one ``np.array`` per block of rows
-(`read_matrix`), validates a document it cannot prove valid from the document, without parsing
-the body again (`service.api.validation.validate_json`), and frees what it parsed a block at a
-time (`dismantle`); `answer_chunks` writes
-the bytes of `answer_json` with one ``orjson.dumps`` per block of `PIECE_ENTRIES` numbers. Between
-two pieces the GIL passes to whoever waits for it.
+parses a large body with `service.api.json_pieces.loads_in_pieces` (the same document as
+``orjson.loads``, or a refusal, with no orjson call on much more than half a MiB), converts a
+large matrix with one ``np.array`` per block of rows (`read_matrix`), validates a document it
+cannot prove valid from that document, without parsing the body again
+(`service.api.validation.validate_json`), and frees what it parsed a block at a time
+(`dismantle`); `answer_chunks` writes the bytes of `answer_json` with one ``orjson.dumps`` per
+block of `PIECE_ENTRIES` numbers. Between two pieces the GIL passes to whoever waits for it.
 """
 
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -51,6 +50,7 @@ import orjson
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
+from service.api.json_pieces import dismantle, let_others_run, loads_in_pieces
 from service.api.schemas import (
     MAX_BATCH_PROBLEMS,
     GradientsBatchRequest,
@@ -194,27 +194,6 @@ def read_large_matrix(rows: list[Any], columns: int) -> NDArray[np.float64] | No
     return matrix
 
 
-def dismantle(value: Any) -> None:
-    """Empty the large lists of a parsed document a block at a time, from the end: freeing a
-    large document at once (millions of lists and numbers) holds the GIL for as long as it
-    took to parse. Each block holds at most about ARRAY_ENTRIES entries, judged from its first
-    item; lists longer than that inside it are emptied first."""
-    if type(value) is dict:
-        for item in value.values():
-            dismantle(item)
-    elif type(value) is list and value:
-        first = value[0]
-        width = len(first) if type(first) is list else 1
-        if width > ARRAY_ENTRIES:
-            for item in value:
-                dismantle(item)
-            width = 1
-        step = max(1, min(ARRAY_ROWS, ARRAY_ENTRIES // max(1, width)))
-        while value:
-            del value[-step:]
-            let_others_run()
-
-
 def numbers(values: list[Any], ndim: int) -> NDArray[np.int64 | np.float64] | None:
     """`values` as an int64 or float64 array of `ndim` dimensions, none of them empty; None
     for anything else (ragged rows, lists at different depths, strings, nulls, integers beyond
@@ -351,7 +330,7 @@ def fast_read_batch(body: bytes) -> GradientsBatchRequest | None:
     """The batch, when the body is an object holding only 1 to MAX_BATCH_PROBLEMS problems;
     else None. A boolean anywhere but in the options makes every problem go to Pydantic."""
     try:
-        document = orjson.loads(body)
+        document = loads_in_pieces(body)
     except orjson.JSONDecodeError:
         return None
     if type(document) is not dict or document.keys() != {"problems"}:
@@ -363,6 +342,7 @@ def fast_read_batch(body: bytes) -> GradientsBatchRequest | None:
         validated = read_problems(problems)
     else:
         validated = [validated_or_error(problem) for problem in problems]
+    dismantle(document)  # each problem is read: its arrays, its model or its error
     return GradientsBatchRequest.of_validated(problems, validated)
 
 
@@ -410,46 +390,29 @@ def read_stacks(key: Signature, problems: list[Any]) -> list[NDArray[np.float64]
     """X, Y, W1, W2 of every problem as four float64 stacks (B, rows, columns), or None unless
     each stack is one regular array of numbers (every problem's matrix of the shape of the
     first: for X and W2, the shapes `key` was read from), whose shapes agree and whose entries
-    fit `key.dtype`."""
+    fit `key.dtype`. Each stack is converted a block of problems at a time (at most ARRAY_ROWS
+    rows and ARRAY_ENTRIES entries a call, or one problem)."""
     stacks = []
     for name in MATRIX_NAMES:
-        try:
-            stack = np.array([problem[name] for problem in problems])
-        except ValueError:
+        first = numbers(problems[0][name], ndim=2)
+        if first is None:
             return None
-        if stack.ndim != 3 or stack.dtype.kind not in NUMERIC_KINDS or 0 in stack.shape:
-            return None
-        stacks.append(stack if stack.dtype.kind == "f" else stack.astype(np.float64))
+        rows, columns = first.shape
+        step = max(1, min(ARRAY_ROWS // rows, ARRAY_ENTRIES // (rows * columns)))
+        stack = np.empty((len(problems), rows, columns))
+        for start in range(0, len(problems), step):
+            block = numbers([problem[name] for problem in problems[start : start + step]], 3)
+            if block is None or block.shape[1:] != (rows, columns):
+                return None
+            stack[start : start + len(block)] = block
+            let_others_run()
+        stacks.append(stack)
     if shape_faults(*(stack.shape[1:] for stack in stacks)):
         return None
     if range_faults(key.dtype, *stacks):
         return None
     return stacks
 
-
-# -- Parsing in pieces -------------------------------------------------------------------------
-
-PARSE_PIECE_BYTES = 1 << 19
-"""The most bytes of a large body one orjson call parses in `loads_in_pieces`: at most about
-20 ms for the costliest text (rows of one entry, ``[1],``, about 35 ns a byte with the cyclic
-collector paused), after which the GIL may pass to the event loop."""
-
-WINDOW_BYTES = PARSE_PIECE_BYTES // 2
-"""The most bytes `MatrixReader` looks at at once: a piece runs from a cut in one window to a
-cut in the next, so it is at most PARSE_PIECE_BYTES long."""
-
-FIRST_WINDOW_BYTES = 4096
-"""`MatrixReader`'s first window, doubled at each window up to WINDOW_BYTES: a small matrix is
-read from a small window."""
-
-PLACEHOLDER_BASE = 9_000_000_000_000_000_000
-"""`loads_in_pieces` writes the k-th matrix of a body as the integer PLACEHOLDER_BASE + k in the
-body's skeleton, whose own text holds no integer with the first digits of these."""
-PLACEHOLDER_DIGITS = b"%d" % PLACEHOLDER_BASE
-
-NESTING_LIMIT = 64
-"""A matrix deeper than this in a body is not parsed in pieces (orjson refuses documents nested
-over 1024 levels; the bodies this service takes hold matrices at depth 1 to 3)."""
 
 ARRAY_ENTRIES = 1 << 18
 """The most entries one `np.array` call converts in `read_matrix`: about 15 ms."""
@@ -458,254 +421,14 @@ ARRAY_ROWS = 1 << 14
 """The most rows one `np.array` call converts in `read_matrix`: about 9 ms (a row costs NumPy
 about 0.5 us, whatever its length)."""
 
-LEFT, RIGHT = ord("["), ord("]")
-WHITESPACE = b" \t\n\r"
-
-
-class NotPiecedError(Exception):
-    """A body `loads_in_pieces` does not parse in pieces: orjson parses it in one call."""
-
-
-def loads_in_pieces(body: bytes) -> Any:
-    """``orjson.loads(body)``: the same document or the same error, but for a large body whose
-    large values are matrices (arrays of arrays, as the bodies of this service hold), no orjson
-    call on more than PARSE_PIECE_BYTES of it, so that the GIL passes between calls.
-
-    Each array of arrays (``[`` then ``[``, whitespace aside) is parsed on its own, in pieces of
-    whole rows (a row longer than a window, in pieces of whole entries), and the rest of the
-    body, its skeleton, with each matrix replaced by an integer placeholder; the document is the
-    skeleton's with each placeholder replaced by its matrix. It is the document orjson reads
-    from the whole body, because every byte of the body is whitespace around the document, in
-    a parsed piece, or a bracket a matrix opens or closes with, and each piece is proved to be
-    what it was taken for: the skeleton parses, with each placeholder exactly once, as a value
-    (its own text holds no integer that could be mistaken for one); each piece of rows parses
-    as exactly as many values as it holds rows, each piece of a long row's entries as at least
-    one; and pieces are cut at brackets and commas, where JSON values end. Anything else (a
-    skeleton larger than a piece, a row holding brackets, a piece that does not parse...) is
-    parsed in one call."""
-    if len(body) <= PARSE_PIECE_BYTES:
-        return orjson.loads(body)
-    try:
-        return pieced(body)
-    except (NotPiecedError, orjson.JSONDecodeError):
-        return orjson.loads(body)
-
-
-def pieced(body: bytes) -> Any:
-    """The document in `body`, parsed in pieces (see `loads_in_pieces`); NotPiecedError or
-    orjson.JSONDecodeError when it is not. A matrix of at most FIRST_WINDOW_BYTES stays in
-    the skeleton."""
-    position, end = next_non_whitespace(body, 0), last_non_whitespace(body) + 1
-    parts: list[bytes] = []
-    matrices: list[list[Any]] = []
-    own = 0  # bytes of the skeleton's own text before `position`
-    search = position
-    while True:
-        reach = min(end, position + PARSE_PIECE_BYTES - own + 1)  # the skeleton's longest
-        start = matrix_start(body, search, reach)
-        if start is None:
-            break
-        rows, search = MatrixReader(body, start).rows()
-        if search - start > FIRST_WINDOW_BYTES:
-            parts += [body[position:start], b"%d" % (PLACEHOLDER_BASE + len(matrices))]
-            matrices.append(rows)
-            own += start - position
-            position = search
-        if own + search - position > PARSE_PIECE_BYTES:
-            raise NotPiecedError
-    parts.append(body[position:end])
-    if own + end - position > PARSE_PIECE_BYTES:
-        raise NotPiecedError
-    if any(PLACEHOLDER_DIGITS[:10] in part for part in parts[::2]):
-        raise NotPiecedError
-    found = [0] * len(matrices)
-    document = with_matrices(orjson.loads(b"".join(parts)), matrices, found, 0)
-    if found != [1] * len(matrices):
-        raise NotPiecedError
-    return document
-
-
-def with_matrices(value: Any, matrices: list[list[Any]], found: list[int], depth: int) -> Any:
-    """`value`, a parsed skeleton, with each placeholder replaced by its matrix and counted in
-    `found`; NotPiecedError for a placeholder nested deeper than NESTING_LIMIT."""
-    if type(value) is int and 0 <= value - PLACEHOLDER_BASE < len(matrices):
-        if depth > NESTING_LIMIT:
-            raise NotPiecedError
-        found[value - PLACEHOLDER_BASE] += 1
-        return matrices[value - PLACEHOLDER_BASE]
-    if type(value) is dict:
-        for key, item in value.items():
-            value[key] = with_matrices(item, matrices, found, depth + 1)
-    elif type(value) is list:
-        for index, item in enumerate(value):
-            value[index] = with_matrices(item, matrices, found, depth + 1)
-    return value
-
-
-def matrix_start(body: bytes, position: int, end: int) -> int | None:
-    """Where the first ``[`` in body[position:end] followed, whitespace aside, by ``[`` is."""
-    while (start := body.find(b"[", position, end)) >= 0:
-        following = next_non_whitespace(body, start + 1)
-        if following < end and body[following] == LEFT:
-            return start
-        position = start + 1
-    return None
-
-
-def next_non_whitespace(body: bytes, position: int) -> int:
-    """Where the first byte at or after `position` that is not JSON whitespace is, or the
-    body's length; searched a window at a time, by NumPy (a window of spaces alone is skipped
-    at once)."""
-    while position < len(body):
-        end = min(len(body), position + WINDOW_BYTES)
-        if body[position] not in WHITESPACE:
-            return position
-        if body.count(b" ", position, end) < end - position:
-            window = np.frombuffer(body, np.uint8, end - position, position)
-            found = (window != 32) & (window != 10) & (window != 13) & (window != 9)
-            first = int(np.argmax(found))
-            if found[first]:
-                return position + first
-        position = end
-    return len(body)
-
-
-def last_non_whitespace(body: bytes) -> int:
-    """Where the last byte that is not JSON whitespace is, or -1; searched a window at a time."""
-    end = len(body)
-    while end > 0:
-        start = max(0, end - WINDOW_BYTES)
-        kept = len(body[start:end].rstrip(WHITESPACE))
-        if kept:
-            return start + kept - 1
-        end = start
-    return -1
-
-
-class MatrixReader:
-    """Reads the array of arrays opening at body[start], a window at a time, and parses its rows
-    a piece at a time. Its brackets must alternate, ``[`` opening a row and ``]`` closing it, up
-    to a ``]`` where a row would open, which closes the matrix (NotPiecedError otherwise).
-
-    A piece of rows runs from `piece` to just after the ``]`` of the last row closed in a
-    window. The first piece follows the matrix's ``[`` (`at_start`); the others begin with the
-    comma that follows a row, so they are parsed after a dummy value: ``[0`` + piece + ``]``. A
-    row still open at the end of a window in which it is over WINDOW_BYTES long is a long row,
-    parsed in pieces of whole entries cut at its last comma in each window."""
-
-    def __init__(self, body: bytes, start: int) -> None:
-        self.body = body
-        self.matrix: list[Any] = []
-        self.piece = start + 1
-        self.at_start = True
-        self.closed = 0
-        """Rows closed since `piece`, the last one with its ``]`` at `last_close`."""
-        self.last_close = -1
-        self.open_row: int | None = None
-        """Where the row open at the end of the last window opened."""
-        self.long_row: list[Any] | None = None
-        """The entries of an open long row, parsed up to `piece`."""
-
-    def rows(self) -> tuple[list[Any], int]:
-        """The matrix's rows, and where it ends (just after its ``]``)."""
-        body, window, size = self.body, self.piece, FIRST_WINDOW_BYTES
-        while window < len(body):
-            end = min(len(body), window + size)
-            data = np.frombuffer(body, np.uint8, end - window, window)
-            offsets = np.flatnonzero((data == LEFT) | (data == RIGHT))
-            kinds, positions = data[offsets], offsets + window
-            in_row = self.open_row is not None
-            expected = np.where(np.arange(len(kinds)) % 2 == int(in_row), LEFT, RIGHT)
-            wrong = np.flatnonzero(kinds != expected)
-            stop = int(wrong[0]) if len(wrong) else len(kinds)
-            first = 0
-            if in_row and stop > 0:  # the row open at the window's start closes first
-                self.close_row(int(positions[0]))
-                first, in_row = 1, False
-            closes = positions[first:stop][kinds[first:stop] == RIGHT]
-            if len(closes):
-                self.closed += len(closes)
-                self.last_close = int(closes[-1])
-            if stop < len(kinds):
-                if expected[stop] == RIGHT:
-                    raise NotPiecedError  # a bracket opening inside a row
-                close = int(positions[stop])
-                self.parse_rows(close)
-                return self.matrix, close + 1
-            if (stop - first) % 2:  # a row opened in this window and is still open
-                self.open_row = int(positions[stop - 1])
-            elif first:
-                self.open_row = None
-            if self.closed:
-                self.parse_rows(self.last_close + 1)
-            if self.open_row is not None and end - self.open_row > WINDOW_BYTES:
-                self.parse_entries(end)
-            window, size = end, min(2 * size, WINDOW_BYTES)
-            let_others_run()
-        raise NotPiecedError
-
-    def close_row(self, close: int) -> None:
-        """The row open at the window's start closes at `close`."""
-        if self.long_row is None:
-            self.closed += 1
-            self.last_close = close
-        else:
-            self.long_row += self.values(self.piece, close, b"", least=1)
-            self.matrix.append(self.long_row)
-            self.long_row = None
-            self.piece = close + 1
-        self.open_row = None
-
-    def parse_rows(self, end: int) -> None:
-        """The `closed` rows from `piece` to `end`."""
-        self.matrix += self.values(self.piece, end, b"", least=self.closed, most=self.closed)
-        self.piece, self.closed = end, 0
-
-    def parse_entries(self, end: int) -> None:
-        """The entries of the long row open at `open_row`, up to its last comma before `end`."""
-        after = self.open_row if self.long_row is None else self.piece  # a "[" or a ","
-        comma = self.body.rfind(b",", (after or 0) + 1, end)
-        if comma < 0:
-            return  # no comma in the window: the entries are parsed with those that follow
-        if self.long_row is None:  # the row's "[" and its first entries
-            (row,) = self.values(self.piece, comma, b"]", least=1, most=1)
-            if type(row) is not list or not row:
-                raise NotPiecedError
-            self.long_row = row
-        else:
-            self.long_row += self.values(self.piece, comma, b"", least=1)
-        self.piece = comma
-
-    def values(
-        self, start: int, end: int, closing: bytes, least: int, most: int | None = None
-    ) -> list[Any]:
-        """The values in body[start:end] (+ `closing`), as the elements of an array: after a
-        dummy value unless at the matrix's start; NotPiecedError unless `least` to `most`."""
-        text = self.body[start:end] + closing
-        if self.at_start:
-            values = orjson.loads(b"[" + text + b"]")
-            self.at_start = False
-        else:
-            values = orjson.loads(b"[0" + text + b"]")[1:]
-        if len(values) < least or (most is not None and len(values) > most):
-            raise NotPiecedError
-        return values  # type: ignore[no-any-return]
+COUNT_WINDOW_BYTES = 1 << 18
+"""The bytes `occurrences` counts in one call."""
 
 
 def occurrences(body: bytes, word: bytes) -> int:
     """``body.count(word)`` for a word that cannot overlap itself, counted a window at a time
     (an occurrence belongs to the window where it starts)."""
-    reach = WINDOW_BYTES + len(word) - 1
+    reach = COUNT_WINDOW_BYTES + len(word) - 1
     return sum(
-        body.count(word, start, start + reach) for start in range(0, len(body), WINDOW_BYTES)
+        body.count(word, start, start + reach) for start in range(0, len(body), COUNT_WINDOW_BYTES)
     )
-
-
-GIL_YIELD_SECONDS = 0.0002
-"""How long `let_others_run` sleeps: long enough for a thread waiting for the GIL (the event
-loop's) to take it, which a mere release (``time.sleep(0)``) does not ensure."""
-
-
-def let_others_run() -> None:
-    """Release the GIL for GIL_YIELD_SECONDS, between two pieces of long work."""
-    time.sleep(GIL_YIELD_SECONDS)

@@ -15,10 +15,10 @@ cut.)
 
 How, for a body over `BOUNDED_BODY_BYTES` (smaller ones go to Pydantic as they are):
 
-1. The body is parsed by `pydantic_core.from_json`, the parser of ``model_validate_json``: the
-   same numbers (NaN, Infinity, 1e400 and integers of any length included) and the same
-   refusals; a body it refuses goes to Pydantic, whose answer is then the one error saying
-   where the JSON breaks.
+1. The body is parsed by `pydantic_core.from_json`, the parser of ``model_validate_json``, in
+   pieces (`service.api.json_pieces`): the same numbers (NaN, Infinity, 1e400 and integers of
+   any length included) and the same refusals, a body it refuses answered with Pydantic's one
+   error saying where the JSON breaks.
 2. The document is walked along the model's fields (`model_walk`, derived from the models
    themselves), in the order Pydantic validates them: a model's fields in declaration order,
    then its unknown keys in input order. The walk knows the faults that come by the million:
@@ -59,7 +59,6 @@ from operator import itemgetter
 from typing import Annotated, Any, Protocol, TypeVar, cast
 
 import numpy as np
-import pydantic_core
 from numpy.typing import NDArray
 from pydantic import BaseModel, BeforeValidator, PlainValidator, ValidationError, WrapValidator
 from pydantic.fields import FieldInfo
@@ -67,6 +66,7 @@ from pydantic_core import ErrorDetails
 
 from service.api.errors import MAX_FIELD_ERRORS, FirstErrors
 from service.api.grading_schemas import ProblemInput, ProblemRef, SubmittedArray
+from service.api.json_pieces import PYDANTIC, dismantle, loads_in_pieces
 from service.api.schemas import Matrix, ProblemMatrices
 
 M = TypeVar("M", bound=BaseModel)
@@ -138,15 +138,30 @@ def validate_json(model: type[M], body: bytes, document: Any = NOT_PARSED) -> M:
     """``model.model_validate_json(body)``: the same model, or the same first errors and count,
     in bounded memory and time (see the module docstring). `document` is `body` already parsed
     by a reader that reads JSON as `pydantic_core.from_json` does (orjson, for the bodies it
-    accepts), which is then not parsed again."""
+    accepts), which is then not parsed again. A large body that is not JSON gets Pydantic's
+    ``json_invalid`` error, with the parser's message on an error of the body (not always the
+    first)."""
     if len(body) <= BOUNDED_BODY_BYTES:
         return model.model_validate_json(body)
-    if document is NOT_PARSED:
-        try:
-            document = pydantic_core.from_json(body)
-        except ValueError:  # not JSON: Pydantic's answer is the one error that says where it breaks
-            return model.model_validate_json(body)
-    return validate_document(model, document, json_mode=True)
+    if document is not NOT_PARSED:
+        return validate_document(model, document, json_mode=True)
+    try:
+        parsed = loads_in_pieces(body, PYDANTIC)
+    except ValueError as error:
+        raise invalid_json(model, str(error)) from None
+    try:
+        return validate_document(model, parsed, json_mode=True)
+    except ValidationError:
+        dismantle(parsed)  # freed a piece at a time (the error holds none of it that is shown)
+        raise
+
+
+def invalid_json(model: type[BaseModel], message: str) -> ValidationError:
+    """Pydantic's error for a body that is not JSON, as ``model_validate_json`` gives it."""
+    return ValidationError.from_exception_data(
+        model.__name__,
+        [{"type": "json_invalid", "loc": (), "input": "", "ctx": {"error": message}}],
+    )
 
 
 def validate_python(model: type[M], value: Any) -> M:

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 from unittest.mock import patch
@@ -29,7 +29,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from service.api import json_codec, validation
+from service.api import json_codec, json_pieces, validation
 from service.api.fast_lane import FastLane
 from service.api.json_codec import answer_json, read_batch_json
 from service.api.routes.gradients import SLICE_BYTES
@@ -49,10 +49,10 @@ entries = st.one_of(
 
 
 def fast_read(body: bytes) -> GradientsRequest | None:
-    """What the fast reader makes of `body` (parsed by `json_codec.loads_in_pieces`): the
+    """What the fast reader makes of `body` (parsed by `json_pieces.loads_in_pieces`): the
     request, or None when it leaves the body to Pydantic."""
     try:
-        document = json_codec.loads_in_pieces(body)
+        document = json_pieces.loads_in_pieces(body)
     except orjson.JSONDecodeError:
         return None
     return json_codec.fast_read(document, body)
@@ -278,21 +278,21 @@ LONG = {"X": (2000, 4), "Y": (2000, 3), "W1": (4, 64), "W2": (64, 3)}
 
 
 @contextmanager
-def small_pieces(window: int = 16, piece: int | None = None) -> Iterator[None]:
+def small_pieces(window: int = 16) -> Iterator[None]:
     """The limits of the piecewise reader and writer made tiny, so that small documents are
-    read and written in many pieces: windows of `window` bytes, pieces (and skeletons) of at
-    most `piece`."""
+    read and written in many pieces: windows of `window` bytes, bodies of more than twice that
+    parsed in pieces."""
     with ExitStack() as stack:
-        for name, value in {
-            "PARSE_PIECE_BYTES": piece or 4 * window,
-            "WINDOW_BYTES": window,
-            "FIRST_WINDOW_BYTES": max(1, window // 4),
-            "ARRAY_ROWS": 3,
-            "ARRAY_ENTRIES": 5,
-            "PIECE_ENTRIES": 4,
-            "CHUNK_BYTES": 64,
-        }.items():
-            stack.enter_context(patch.object(json_codec, name, value))
+        for module, name, value in [
+            (json_pieces, "PARSE_PIECE_BYTES", 2 * window),
+            (json_pieces, "WINDOW_BYTES", window),
+            (json_pieces, "GIL_YIELD_SECONDS", 0.0),
+            (json_codec, "ARRAY_ROWS", 3),
+            (json_codec, "ARRAY_ENTRIES", 5),
+            (json_codec, "PIECE_ENTRIES", 4),
+            (json_codec, "CHUNK_BYTES", 64),
+        ]:
+            stack.enter_context(patch.object(module, name, value))
         yield
 
 
@@ -305,94 +305,6 @@ def test_the_fast_reader_reads_in_pieces_what_it_reads_in_one(body: bytes, windo
     assert (pieced is None) == (whole is None), body
     if pieced is not None and whole is not None:
         assert same_request(pieced, whole), body
-
-
-numbers_text = st.one_of(
-    st.integers(-(2**64), 2**64).map(str),
-    st.floats(allow_nan=False, allow_infinity=False).map(repr),
-    st.sampled_from(["1e400", "-0.0", "0.5", "1E-3"]),
-)
-whitespace = st.sampled_from(["", "", "", " ", "\n  ", "\t", "\r\n"])
-
-
-@st.composite
-def matrix_texts(draw: st.DrawFn) -> str:
-    """An array of arrays of numbers, with any whitespace: a few long rows or many short."""
-    rows, columns = draw(st.sampled_from([(1, 40), (3, 12), (20, 1), (6, 3), (1, 1)]))
-    space = draw(whitespace)
-
-    def row() -> str:
-        entries = (space + "," + space).join(draw(numbers_text) for _ in range(columns))
-        return "[" + space + entries + space + "]"
-
-    return "[" + space + (space + "," + space).join(row() for _ in range(rows)) + space + "]"
-
-
-json_texts = st.recursive(
-    st.one_of(numbers_text, st.sampled_from(['"a"', '"[[1]]"', "true", "null", '"\\"[["']))
-    | matrix_texts(),
-    lambda children: st.one_of(
-        st.lists(children, max_size=4).map(lambda items: "[" + ", ".join(items) + "]"),
-        st.dictionaries(st.sampled_from(['"X"', '"W1"', '"o"', '"X"']), children, max_size=4).map(
-            lambda members: "{" + ", ".join(f"{k}: {v}" for k, v in members.items()) + "}"
-        ),
-    ),
-    max_leaves=8,
-)
-"""JSON texts with matrices anywhere among other values (a "[[" in strings too)."""
-
-damage = st.one_of(
-    st.just(None),
-    st.tuples(st.integers(0, 10_000), st.sampled_from(["", "]", "[", ",", '"', "x", "9" * 19])),
-)
-"""Nothing, or a byte to replace (with nothing: deleted) at a position."""
-
-
-@settings(max_examples=500, deadline=None)
-@given(json_texts, damage, st.sampled_from([1, 2, 3, 8, 32]))
-def test_loads_in_pieces_reads_what_orjson_reads(
-    text: str, change: tuple[int, str] | None, window: int
-) -> None:
-    """The same document, or an error for the same bodies, whatever the pieces: `pieced`
-    gives orjson's document or declines, and `loads_in_pieces` gives orjson's answer."""
-    body = text.encode()
-    if change is not None:
-        position = change[0] % len(body)
-        body = body[:position] + change[1].encode() + body[position + 1 :]
-    expected = loads_or_error(orjson.loads, body)
-    with small_pieces(window, piece=4096):
-        try:
-            pieces: Any = json_codec.pieced(body)
-        except (json_codec.NotPiecedError, orjson.JSONDecodeError):
-            pieces = expected  # declined: parsed in one call
-        assert pieces == expected, body
-    with small_pieces(window):
-        assert loads_or_error(json_codec.loads_in_pieces, body) == expected, body
-
-
-def loads_or_error(loads: Callable[[bytes], Any], body: bytes) -> Any:
-    """The document in `body`, or orjson's error class."""
-    try:
-        return loads(body)
-    except orjson.JSONDecodeError:
-        return orjson.JSONDecodeError
-
-
-@pytest.mark.parametrize("window", [1, 2, 7, 64])
-def test_matrices_are_read_in_pieces(window: int) -> None:
-    """Bodies of this service's shapes are read in pieces (not declined to one call), with
-    whitespace anywhere, rows short and long."""
-    rng = np.random.default_rng(window)
-    tall, wide = rng.standard_normal((30, 2)).tolist(), [rng.integers(-9, 9, 40).tolist()]
-    bodies = [
-        orjson.dumps({"X": tall, "W1": wide, "options": {"dtype": "float32"}}),
-        json.dumps({"X": tall, "W1": wide}, indent=2).encode(),
-        orjson.dumps({"problems": [{"X": tall}, {"X": wide}]}),
-        b' {"X":[ [1 , 2] ,\n[3,4]\t] , "Y" : [[-0.0],[5e-324]]} ',
-    ]
-    for body in bodies:
-        with small_pieces(window, piece=1024):
-            assert json_codec.pieced(body) == orjson.loads(body), body
 
 
 def large_body(rng: np.random.Generator) -> tuple[bytes, dict[str, np.ndarray]]:
@@ -414,7 +326,7 @@ def test_a_large_body_is_read_in_bounded_pieces() -> None:
     """No orjson call on more than PARSE_PIECE_BYTES (and the brackets around a piece), no
     `np.array` call on more than ARRAY_ROWS rows or ARRAY_ENTRIES entries; the same arrays."""
     body, arrays = large_body(np.random.default_rng(11))
-    assert len(body) > 10 * json_codec.PARSE_PIECE_BYTES
+    assert len(body) > 10 * json_pieces.PARSE_PIECE_BYTES
     parsed: list[int] = []
     converted: list[tuple[int, int]] = []
     loads, numbers = orjson.loads, json_codec.numbers
@@ -428,16 +340,14 @@ def test_a_large_body_is_read_in_bounded_pieces() -> None:
         converted.append((rows, sum(len(row) for row in values) if ndim == 2 else len(values)))
         return numbers(values, ndim)
 
-    with (
-        patch.object(orjson, "loads", counted_loads),
-        patch.object(json_codec, "numbers", counted_numbers),
-    ):
-        problem = fast_read(body)
+    counting = json_pieces.Parser(counted_loads, json_pieces.ORJSON.error, 201)
+    with patch.object(json_codec, "numbers", counted_numbers):
+        problem = json_codec.fast_read(json_pieces.loads_in_pieces(body, counting), body)
     assert problem is not None
     for name in MATRIX_NAMES:
         assert getattr(problem, name).tobytes() == arrays[name].tobytes(), name
     assert len(parsed) > 10
-    assert max(parsed) <= json_codec.PARSE_PIECE_BYTES + len(b"[0]]")
+    assert max(parsed) <= json_pieces.PARSE_PIECE_BYTES + len(b"[]")
     assert max(rows for rows, _ in converted) <= json_codec.ARRAY_ROWS
     assert max(entries for _, entries in converted) <= json_codec.ARRAY_ENTRIES
 
@@ -468,22 +378,11 @@ def test_read_matrix_by_blocks_reads_what_numpy_reads_at_once() -> None:
             assert json_codec.read_matrix(refused) is None, refused
 
 
-def test_a_document_is_dismantled_to_empty_lists() -> None:
-    rows = [[float(i)] * 3 for i in range(50)]
-    wide = [list(range(40))]
-    document = {"X": rows, "W1": wide, "options": {"dtype": "float32"}}
-    with small_pieces():
-        json_codec.dismantle(document)
-    assert rows == []
-    assert wide == []
-    assert document["options"] == {"dtype": "float32"}
-
-
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=200), st.sampled_from([b"true", b"false"]), st.integers(1, 9))
 def test_occurrences_counts_what_count_counts(data: bytes, word: bytes, window: int) -> None:
     body = data.replace(b"\x00", word)
-    with patch.object(json_codec, "WINDOW_BYTES", window):
+    with patch.object(json_codec, "COUNT_WINDOW_BYTES", window):
         assert json_codec.occurrences(body, word) == body.count(word)
 
 

@@ -518,6 +518,30 @@ def one_entry_rows_body(size: int) -> bytes:
     return start + b"[1]," * rows + b" " * padding + end
 
 
+def rows_body(size: int, row: bytes) -> bytes:
+    """A /v1/gradients body of about `size` bytes: X of rows `row` (with a comma after each),
+    Y, W1 and W2 of one entry."""
+    start, end = b'{"X": [', b'[1]], "Y": [[1]], "W1": [[1]], "W2": [[1]]}'
+    return start + row * ((size - len(start) - len(end)) // len(row)) + end
+
+
+def nan_rows_body(size: int) -> bytes:
+    return rows_body(size, b"[NaN],")
+
+
+def bracket_strings_body(size: int) -> bytes:
+    return rows_body(size, b'["],["],')
+
+
+def small_problems_batch_body(size: int) -> bytes:
+    """/v1/gradients/batch of as many problems of N 1,600 in one-entry rows as fit in `size`
+    (at most 10,000)."""
+    rows = b"[1]," * 1599 + b"[1]"
+    one = b'{"X": [%s], "Y": [%s], "W1": [[1]], "W2": [[1]]}' % (rows, rows)
+    count = min(10_000, (size - 20) // (len(one) + 1))
+    return b'{"problems": [' + b",".join([one] * count) + b"]}"
+
+
 def gradients_batch_body(problems: int, N: int, H: int) -> bytes:
     """/v1/gradients/batch with `problems` problems of N x 1, 1 x H, H x 1, small integers."""
     rng = random.Random(5)
@@ -1023,6 +1047,30 @@ def attacks() -> list[Attack]:
             GRADIENTS,
             posting(GRADIENTS, lambda: one_entry_rows_body(64 * MiB)),
             "a 64 MiB body: X of 16.8 M one-entry rows, Y of 2 rows",
+        ),
+        Attack(
+            "malformed-64mib-rows",
+            GRADIENTS,
+            posting(GRADIENTS, lambda: one_entry_rows_body(64 * MiB)[:-1]),
+            "that body with its last byte cut off: not JSON, found at the end",
+        ),
+        Attack(
+            "nan-64mib-rows",
+            GRADIENTS,
+            posting(GRADIENTS, lambda: nan_rows_body(64 * MiB)),
+            "a 64 MiB body: X of 11 M rows of `NaN` (which orjson refuses and Pydantic reads)",
+        ),
+        Attack(
+            "strings-64mib-rows",
+            GRADIENTS,
+            posting(GRADIENTS, lambda: bracket_strings_body(64 * MiB)),
+            'a 64 MiB body: X of 8.4 M rows of `"],["`, strings that hold brackets and commas',
+        ),
+        Attack(
+            "batch-64mib-small-problems",
+            BATCH,
+            posting(BATCH, lambda: small_problems_batch_body(64 * MiB)),
+            "a 64 MiB batch of 5,200 problems of N 1,600, D_in 1, H 1, D_out 1 (one-entry rows)",
         ),
         Attack(
             "invalid-64mib-rows-at-once",
