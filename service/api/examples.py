@@ -158,8 +158,6 @@ GRADE_RESPONSE: dict[str, Any] = {
             "message": "dloss/dY_pred is wrong in 2 of 2 entries, the first at [0, 0].",
             "expected_shape": [2, 1],
             "received_shape": [2, 1],
-            "max_abs_error": 1.0,
-            "max_rel_error": 0.5,
             "wrong_count": 2,
             "wrong_indices": [[0, 0], [1, 0]],
             "diagnoses": [
@@ -186,8 +184,6 @@ GRADE_RESPONSE: dict[str, Any] = {
             "because dloss/dY_pred is (partial credit).",
             "expected_shape": [3, 1],
             "received_shape": [3, 1],
-            "max_abs_error": 7.0,
-            "max_rel_error": 0.5,
             "wrong_count": 3,
             "wrong_indices": [[0, 0], [1, 0], [2, 0]],
             "diagnoses": [
@@ -220,8 +216,6 @@ GRADE_RESPONSE: dict[str, Any] = {
             "message": "dloss/dH is wrong in 2 of 6 entries, the first at [0, 2].",
             "expected_shape": [2, 3],
             "received_shape": [2, 3],
-            "max_abs_error": 2.0,
-            "max_rel_error": 1.0,
             "wrong_count": 2,
             "wrong_indices": [[0, 2], [1, 1]],
             "diagnoses": [

@@ -506,9 +506,16 @@ class QuantityGradeOut(BaseModel):
     message: str
     expected_shape: list[int]
     received_shape: list[int] | None = None
-    max_abs_error: float | None = Field(default=None, description="max |a - b|, if finite.")
+    max_abs_error: float | None = Field(
+        default=None,
+        description="max |a - b|, if finite. Reference information (with the submission it "
+        "gives the reference): only where reference answers may be shown "
+        "(GRADSERVE_ALLOW_REVEAL, and an instructor's key where keys are configured).",
+    )
     max_rel_error: float | None = Field(
-        default=None, description="max |a - b| / max(|a|, |b|), if finite."
+        default=None,
+        description="max |a - b| / max(|a|, |b|), if finite. Reference information, shown as "
+        "max_abs_error is.",
     )
     wrong_count: int | None = None
     wrong_indices: list[list[int]] | None = Field(default=None, description="The first few.")

@@ -64,7 +64,9 @@ def quantity_message(grade: QuantityGrade, lang: Language) -> str:
     return message
 
 
-def quantity_out(grade: QuantityGrade, lang: Language) -> QuantityGradeOut:
+def quantity_out(grade: QuantityGrade, lang: Language, errors_visible: bool) -> QuantityGradeOut:
+    """One quantity's grade; its error figures only where `errors_visible` (reference
+    information: the submission minus the error is the reference)."""
     return QuantityGradeOut(
         status=grade.status,
         score=grade.score,
@@ -72,8 +74,8 @@ def quantity_out(grade: QuantityGrade, lang: Language) -> QuantityGradeOut:
         message=quantity_message(grade, lang),
         expected_shape=list(grade.expected_shape),
         received_shape=list(grade.received_shape) if grade.received_shape is not None else None,
-        max_abs_error=grade.max_abs_error,
-        max_rel_error=grade.max_rel_error,
+        max_abs_error=grade.max_abs_error if errors_visible else None,
+        max_rel_error=grade.max_rel_error if errors_visible else None,
         wrong_count=grade.wrong_count,
         wrong_indices=grade.wrong_indices or None,
         non_finite_count=grade.non_finite_count or None,
@@ -83,13 +85,20 @@ def quantity_out(grade: QuantityGrade, lang: Language) -> QuantityGradeOut:
 
 
 def grade_out(
-    grade: Grade, lang: Language, problem_id: str | None, revealed: Reference | None
+    grade: Grade,
+    lang: Language,
+    problem_id: str | None,
+    revealed: Reference | None,
+    errors_visible: bool,
 ) -> GradeOut:
-    """The JSON grade; `revealed` is the reference to include, only when reveal was allowed."""
+    """The JSON grade; `revealed` is the reference to include, only when reveal was allowed, and
+    the error figures are included only for a caller who may see reference information."""
     return GradeOut(
         score=grade.score,
         max_score=grade.max_score,
-        quantities={name: quantity_out(q, lang) for name, q in grade.quantities.items()},
+        quantities={
+            name: quantity_out(q, lang, errors_visible) for name, q in grade.quantities.items()
+        },
         tolerance=AppliedTolerance(
             rtol=grade.tolerance.rtol, atol_factor=grade.tolerance.atol_factor
         ),

@@ -104,10 +104,18 @@ def grade_with(options: GradingOptions, reference: Reference, submission: Submis
     )
 
 
+def reference_visible(settings: Settings, role: Role | None) -> bool:
+    """Whether this caller may see reference information: the reference answers, and the error
+    figures (`max_abs_error`, `max_rel_error`) from which, with its own submission, it could
+    compute them. It needs the deployment's consent and, where API keys are configured, an
+    instructor's key."""
+    return settings.allow_reveal and (not settings.api_keys or role == "instructor")
+
+
 def check_reveal(options: GradingOptions, settings: Settings, role: Role | None) -> None:
-    """Revealing reference answers needs the deployment's consent and, where API keys are
-    configured, an instructor's key; a 403 otherwise, saying which is missing."""
-    if not options.reveal:
+    """Asking for the reference answers (`reveal`) where `reference_visible` does not hold is a
+    403, saying what is missing."""
+    if not options.reveal or reference_visible(settings, role):
         return
     missing = []
     if not settings.allow_reveal:
@@ -116,8 +124,7 @@ def check_reveal(options: GradingOptions, settings: Settings, role: Role | None)
         )
     if settings.api_keys and role != "instructor":
         missing.append(f"Only an instructor's API key may see reference answers, not a {role} key.")
-    if missing:
-        raise HTTPException(status_code=403, detail=" ".join(missing))
+    raise HTTPException(status_code=403, detail=" ".join(missing))
 
 
 @router.post(
@@ -161,6 +168,7 @@ def post_grade(
             lang,
             problem_id,
             reference if request.reveal else None,
+            errors_visible=reference_visible(settings, role),
         )
     renderers = {"json": json_grade, "gradescope": gradescope, "prairielearn": prairielearn}
     return JSONResponse(renderers[format](graded))
@@ -193,9 +201,10 @@ def post_grade_batch(
     graded: dict[int, GradeOut | ProblemDetails] = {}
     with timed_compute("grade_batch"):
         for problem, positions in request.problem_groups():
-            graded.update(
-                zip(positions, grade_group(request, problem, positions, lang), strict=True)
+            outputs = grade_group(
+                request, problem, positions, lang, reference_visible(settings, role)
             )
+            graded.update(zip(positions, outputs, strict=True))
     results = [graded[index] for index in range(len(request.items))]
     return GradeBatchOut(results=results, **class_counts(results))
 
@@ -205,10 +214,12 @@ def grade_group(
     problem: ProblemMatrices | ProblemRef,
     positions: list[int],
     lang: Language,
+    errors_visible: bool,
 ) -> list[GradeOut | ProblemDetails]:
     """The items at `positions`, all graded against `problem`: its reference (generated first if
     it comes by id) is made once, and lives only as long as this call; each item keeps only its
-    output (with `reveal`, the reference answers it shows)."""
+    output (with `reveal`, the reference answers it shows; with `errors_visible`, its error
+    figures)."""
     resolved = reference_or_problem(problem)
     if isinstance(resolved, ProblemDetails):
         return [resolved] * len(positions)
@@ -220,6 +231,7 @@ def grade_group(
             lang,
             problem_id,
             revealed,
+            errors_visible,
         )
         for index in positions
     ]
