@@ -14,7 +14,8 @@ For each quantity, in the order of the backward pass (loss, Y_pred, W2, H_relu, 
    diagnoses whose mistaken answer the submission matches, and follow-through: when an upstream
    quantity the student also submitted was wrong, and this quantity is right when recomputed from
    the student's own upstream value, it ``follows_from`` that quantity and earns
-   `follow_through_credit` of its weight.
+   `follow_through_credit` of its weight; unless that recomputed value is negligible (all
+   within atol of zero): zeros propagate to zeros through every step, and earn nothing.
 
 This module is pure NumPy; the web layer renders its `Grade` and the messages.
 """
@@ -59,6 +60,12 @@ class Tolerance:
 
     def atol(self, expected: Array) -> float:
         return self.atol_factor * float(np.max(np.abs(expected), initial=0.0))
+
+    def negligible(self, value: Array, expected: Array) -> bool:
+        """Is every entry of `value` within atol of zero, at the scale of `expected`? A
+        follow-through value that is: the work it credits did nothing (zero propagates to zero
+        through every step)."""
+        return bool(np.all(np.abs(value) <= self.atol(expected)))
 
     def matches(self, submitted: Array, expected: Array) -> bool:
         """Same shape, and every entry within tolerance."""
@@ -206,7 +213,8 @@ def grade_quantity(
     if recomputed is not None:
         upstream, value = recomputed
         if graded.get(upstream) is not None and graded[upstream].status == "incorrect":
-            follows_from = upstream if tolerance.matches(submitted, value) else None
+            substantive = not tolerance.negligible(value, expected)
+            follows_from = upstream if substantive and tolerance.matches(submitted, value) else None
     return QuantityGrade(
         name,
         "incorrect",

@@ -306,3 +306,35 @@ def test_weights_and_leaving_quantities_out() -> None:
     assert "loss" not in g.quantities
     assert g.max_score == 8
     assert g.score == 8
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_zeros_earn_nothing(seed: int) -> None:
+    """Zero propagates to zero through every step, so zeros would be "right for their upstream":
+    they earn no follow-through credit. All zeros score 0; a right loss with zero gradients,
+    only the loss."""
+    P = problem(seed)
+    right = right_answers(P)
+    zeros = {name: np.zeros_like(right[name]) for name in QUANTITIES if name != "loss"}
+    all_zeros = grade_of(P, {"loss": np.asarray(0.0), **zeros})
+    assert all_zeros.score == 0
+    assert all(q.follows_from is None for q in all_zeros.quantities.values())
+    right_loss = grade_of(P, {"loss": right["loss"], **zeros})
+    assert right_loss.score == 1.0
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_zero_upstream_gives_no_credit_to_the_zeros_below_it(seed: int) -> None:
+    """The gradients below a zero dloss/dH_relu are zero when they follow from it: no credit;
+    a substantive wrong dloss/dH_relu still carries its follow-through."""
+    P = problem(seed)
+    right = right_answers(P)
+    zero = np.zeros_like(right["H_relu"])
+    following = following_from_H_relu(P, zero)
+    assert not following["W1"].any()
+    g = grade_of(P, {"H_relu": zero, **following})
+    assert g.quantities["H"].follows_from is None
+    assert g.quantities["W1"].follows_from is None
+    doubled = 2 * right["H_relu"] + 1.0
+    g = grade_of(P, {"H_relu": doubled, **following_from_H_relu(P, doubled)})
+    assert g.quantities["W1"].follows_from == "H"
