@@ -29,6 +29,7 @@ from service.api.grading_schemas import (
     PrairieLearnResult,
     ProblemRef,
     ProblemSpec,
+    UngradablePrairieLearnResult,
 )
 from service.api.handlers import install_problem_handlers
 from service.api.openapi import openapi_schema
@@ -64,6 +65,7 @@ REQUEST_MODELS: list[type[BaseModel]] = [
     GradeOut,
     GradescopeResult,
     PrairieLearnResult,
+    UngradablePrairieLearnResult,
 ]
 """Models the OpenAPI document refers to that FastAPI does not collect from the routes."""
 

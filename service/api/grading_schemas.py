@@ -587,6 +587,15 @@ class PrairieLearnTest(BaseModel):
     output: str
 
 
+class UngradablePrairieLearnResult(BaseModel):
+    """A submission that cannot be graded (not JSON, wrong types, unknown keys), as PrairieLearn's
+    external grader reports it: the student keeps the attempt and sees the errors."""
+
+    gradable: Literal[False]
+    format_errors: list[str] = Field(description="Each fault, located in the request body.")
+    message: str
+
+
 class PrairieLearnResult(BaseModel):
     """A grade as a PrairieLearn external-grader result (``?format=prairielearn``)."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.api.errors import ProblemDetails
 from service.api.grading_schemas import (
     AppliedTolerance,
     DiagnosisOut,
@@ -149,4 +150,31 @@ def prairielearn(grade: GradeOut) -> dict[str, Any]:
             }
             for name, quantity in grade.quantities.items()
         ],
+    }
+
+
+def fault_lines(problem: ProblemDetails) -> list[str]:
+    """Each field error of a refused request (each names its field); or the detail alone."""
+    if not problem.errors:
+        return [problem.detail]
+    return [error.detail for error in problem.errors]
+
+
+def ungradable_gradescope(problem: ProblemDetails) -> dict[str, Any]:
+    """Gradescope's results.json for a submission that cannot be graded: score 0, and why."""
+    lines = fault_lines(problem)
+    return {
+        "score": 0.0,
+        "output": "\n".join(["This submission could not be graded:", *lines]),
+        "tests": [],
+    }
+
+
+def ungradable_prairielearn(problem: ProblemDetails) -> dict[str, Any]:
+    """PrairieLearn's result for a submission that cannot be graded: not gradable (the student
+    keeps the attempt), with its format errors."""
+    return {
+        "gradable": False,
+        "format_errors": fault_lines(problem),
+        "message": f"This submission could not be graded: {problem.detail}",
     }

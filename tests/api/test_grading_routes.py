@@ -501,3 +501,46 @@ class TestRevealedAnswersAreBudgeted:
             "answer_bytes",
             4 * self.REVEALED_BYTES,
         )
+
+
+UNGRADABLE = {
+    "a string entry": json.dumps(
+        {"problem": examples.REQUEST, "submission": {"loss": "0.5"}}
+    ).encode(),
+    "an unknown key": json.dumps(
+        {"problem": examples.REQUEST, "submission": {"gradients": {"dW1": [[1.0]]}}}
+    ).encode(),
+    "not JSON": b'{"problem": {"X": [[1]]}, "submission": {"loss": 0.5',
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNGRADABLE))
+async def test_an_ungradable_submission_gets_a_platform_result(
+    client: httpx.AsyncClient, case: str
+) -> None:
+    """Under an autograder's format, a body that cannot be graded is a result the student sees
+    (PrairieLearn: not gradable, the attempt kept; Gradescope: score 0 and why), not an error;
+    in JSON it stays the documented 400 or 422."""
+    headers = {"Content-Type": "application/json"}
+    body = UNGRADABLE[case]
+    plain = await client.post("/v1/grade", content=body, headers=headers)
+    assert plain.status_code in (400, 422)
+    assert plain.headers["content-type"] == PROBLEM_JSON
+    detail = plain.json()["detail"]
+
+    prairielearn = await client.post("/v1/grade?format=prairielearn", content=body, headers=headers)
+    assert prairielearn.status_code == 200
+    result = prairielearn.json()
+    assert result["gradable"] is False
+    assert result["format_errors"]
+    assert detail in result["message"]
+    for error in plain.json().get("errors", []):
+        assert error["detail"] in result["format_errors"]
+
+    gradescope = await client.post("/v1/grade?format=gradescope", content=body, headers=headers)
+    assert gradescope.status_code == 200
+    result = gradescope.json()
+    assert result["score"] == 0
+    assert result["tests"] == []
+    assert "could not be graded" in result["output"]
+    assert all(line in result["output"] for line in result["output"].splitlines())

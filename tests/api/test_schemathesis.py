@@ -14,7 +14,9 @@ which keeps its values), so that "valid requests are accepted" is checked on req
 valid. Two 422 answers say not that a request is wrong but that it has no answer: the result
 overflows (`non-finite-result`) or no problem instance meets the spec (`generation-failed`); for
 those alone "valid requests are accepted" is waived (`waive_no_answer`), and every other check
-still runs on them.
+still runs on them. And under ``?format=gradescope`` or ``?format=prairielearn``, /v1/grade
+answers a body it cannot grade with that autograder's result, as documented: for those alone
+"invalid requests are rejected" is waived (`ungradable_result`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from safetensors.numpy import save
 from schemathesis import Case, Config, GenerationMode, HookContext, Response
-from schemathesis.core.failures import Failure
+from schemathesis.core.failures import AcceptedNegativeData, Failure
 from schemathesis.openapi.checks import RejectedPositiveData
 
 from service.app import create_app
@@ -119,14 +121,31 @@ async def test_diagnosing_huge_entries_is_not_a_server_error(
 
 
 @schema.hook("filter_failure")
-def waive_no_answer(
-    _context: HookContext, failure: Failure, _case: Case[Any], response: Response
+def waive_documented_answers(
+    _context: HookContext, failure: Failure, case: Case[Any], response: Response
 ) -> bool:
-    """Keep every failure but "valid request rejected" by a 422 that says it has no answer."""
+    """Keep every failure but two kinds, which the document itself explains: "valid request
+    rejected" by a 422 that says it has no answer, and "invalid request accepted" where an
+    autograder's format answers an ungradable submission with that autograder's result."""
+    if isinstance(failure, AcceptedNegativeData):
+        return not ungradable_result(case, response)
     if not isinstance(failure, RejectedPositiveData) or response.status_code != 422:
         return True
     problem = response.json()
     return not (isinstance(problem, dict) and problem.get("type") in NO_ANSWER)
+
+
+def ungradable_result(case: Case[Any], response: Response) -> bool:
+    """A 200 of /v1/grade in an autograder's format saying the submission cannot be graded."""
+    if case.operation.path != "/v1/grade" or response.status_code != 200:
+        return False
+    answer = response.json()
+    format = (case.query or {}).get("format")
+    if format == "prairielearn":
+        return bool(answer.get("gradable") is False and answer.get("format_errors"))
+    if format == "gradescope":
+        return bool(answer.get("tests") == [] and "could not be graded" in answer.get("output"))
+    return False
 
 
 def follow_unstated_rules(case: Case[Any]) -> None:

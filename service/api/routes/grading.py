@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Annotated, Any, Literal
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from functools import partial
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from service.api import examples
-from service.api.body import json_body
-from service.api.errors import ProblemDetails, generation_problem, non_finite_problem
+from service.api.body import body_media_type, json_body, validated_body
+from service.api.errors import (
+    ProblemDetails,
+    generation_problem,
+    non_finite_problem,
+    validation_problem,
+)
 from service.api.grading_schemas import (
     GeneratedProblem,
     GradeBatchOut,
@@ -24,9 +33,16 @@ from service.api.grading_schemas import (
 )
 from service.api.negotiation import language
 from service.api.openapi import REF_TEMPLATE, json_request_body, problem_responses
-from service.api.reports import grade_out, gradescope, prairielearn
+from service.api.reports import (
+    grade_out,
+    gradescope,
+    prairielearn,
+    ungradable_gradescope,
+    ungradable_prairielearn,
+)
 from service.api.schemas import ProblemMatrices
 from service.api.timing import timed_compute
+from service.api.validation import validate_json
 from service.core.errors import GenerationError, NonFiniteResultError
 from service.grading import generator
 from service.grading.grader import Grade, Reference, Tolerance, grade
@@ -127,6 +143,21 @@ def check_reveal(options: GradingOptions, settings: Settings, role: Role | None)
     raise HTTPException(status_code=403, detail=" ".join(missing))
 
 
+async def gradable_body(request: Request) -> AsyncIterator[GradeRequest | ValidationError]:
+    """The grade request, as `json_body(GradeRequest)` gives it; but for a body that cannot be
+    graded (not JSON, or invalid), Pydantic's error, which the route answers in the requested
+    format: an autograder's result, or the usual 400 or 422."""
+    body_media_type(request)
+    read = cast(Callable[[bytes], Any], partial(validate_json, GradeRequest))
+    async with AsyncExitStack() as held:
+        parsed: GradeRequest | ValidationError
+        try:
+            parsed = await held.enter_async_context(validated_body(request, read))
+        except ValidationError as error:
+            parsed = error
+        yield parsed
+
+
 @router.post(
     "/grade",
     summary="Grade one submission: status, errors and diagnoses per quantity",
@@ -135,13 +166,21 @@ def check_reveal(options: GradingOptions, settings: Settings, role: Role | None)
     responses={
         200: {
             "description": "The grade; with ?format=gradescope or ?format=prairielearn, that "
-            "autograder's result format instead.",
+            "autograder's result format instead. In those formats a body that cannot be graded "
+            "(not JSON, wrong types, unknown keys) is a result too, not a 400 or 422: "
+            "Gradescope's with score 0 and the faults in its output, PrairieLearn's with "
+            "gradable false and the faults in format_errors (the student keeps the attempt).",
             "content": {
                 "application/json": {
                     "schema": {
                         "anyOf": [
                             {"$ref": REF_TEMPLATE.format(model=model)}
-                            for model in ("GradeOut", "GradescopeResult", "PrairieLearnResult")
+                            for model in (
+                                "GradeOut",
+                                "GradescopeResult",
+                                "PrairieLearnResult",
+                                "UngradablePrairieLearnResult",
+                            )
                         ]
                     },
                     "example": examples.GRADE_RESPONSE,
@@ -152,7 +191,7 @@ def check_reveal(options: GradingOptions, settings: Settings, role: Role | None)
     },
 )
 def post_grade(
-    request: Annotated[GradeRequest, Depends(json_body(GradeRequest))],
+    request: Annotated[GradeRequest | ValidationError, Depends(gradable_body)],
     settings: Annotated[Settings, Depends(app_settings)],
     lang: Annotated[Language, Depends(accept_language)],
     role: Annotated[Role | None, Depends(caller_role)],
@@ -160,6 +199,12 @@ def post_grade(
 ) -> JSONResponse:
     """Shape before values; then each entry within |a - b| <= atol + rtol * max(|a|, |b|).
     Messages in Chinese with Accept-Language: zh."""
+    if isinstance(request, ValidationError):
+        if format == "json":
+            raise request
+        problem = validation_problem(request.errors(include_url=False))
+        ungradable = {"gradescope": ungradable_gradescope, "prairielearn": ungradable_prairielearn}
+        return JSONResponse(ungradable[format](problem))
     check_reveal(request, settings, role)
     with timed_compute("grade"):
         reference, problem_id = resolve(request.problem)
