@@ -155,7 +155,7 @@ GRADE_RESPONSE: dict[str, Any] = {
             "status": "incorrect",
             "score": 0.0,
             "max_score": 1.0,
-            "message": "dloss/dY_pred is wrong in 2 of 2 entries, the first at [0, 0].",
+            "message": "dloss/dY_pred is wrong in 2 of 2 entries, the first at row 1, column 1.",
             "expected_shape": [2, 1],
             "received_shape": [2, 1],
             "wrong_count": 2,
@@ -179,7 +179,7 @@ GRADE_RESPONSE: dict[str, Any] = {
             "status": "incorrect",
             "score": 0.5,
             "max_score": 1.0,
-            "message": "dloss/dW2 is wrong in 3 of 3 entries, the first at [0, 0]. "
+            "message": "dloss/dW2 is wrong in 3 of 3 entries, the first at row 1, column 1. "
             "It is right for your dloss/dY_pred: it is wrong only "
             "because dloss/dY_pred is (partial credit).",
             "expected_shape": [3, 1],
@@ -213,7 +213,7 @@ GRADE_RESPONSE: dict[str, Any] = {
             "status": "incorrect",
             "score": 0.0,
             "max_score": 1.0,
-            "message": "dloss/dH is wrong in 2 of 6 entries, the first at [0, 2].",
+            "message": "dloss/dH is wrong in 2 of 6 entries, the first at row 1, column 3.",
             "expected_shape": [2, 3],
             "received_shape": [2, 3],
             "wrong_count": 2,
@@ -312,7 +312,12 @@ GRADE_BATCH_RESPONSE: dict[str, Any] = {
             "language": "en",
         },
     ],
-    "diagnosis_counts": {"mean_instead_of_sum": 2, "missing_factor_2": 2, "missing_relu_mask": 1},
+    "diagnosis_counts": {"mean_instead_of_sum": 1, "missing_factor_2": 1, "missing_relu_mask": 1},
+    "diagnosis_counts_by_quantity": {
+        "Y_pred": {"mean_instead_of_sum": 1, "missing_factor_2": 1},
+        "W2": {"mean_instead_of_sum": 1, "missing_factor_2": 1},
+        "H": {"missing_relu_mask": 1},
+    },
     "status_counts": {
         "loss": {"correct": 2},
         "Y_pred": {"incorrect": 1, "missing": 1},

@@ -518,7 +518,11 @@ class QuantityGradeOut(BaseModel):
         "max_abs_error is.",
     )
     wrong_count: int | None = None
-    wrong_indices: list[list[int]] | None = Field(default=None, description="The first few.")
+    wrong_indices: list[list[int]] | None = Field(
+        default=None,
+        description="The first few wrong entries, as 0-based [row, column] indices (the "
+        "messages count from 1: index [0, 0] is row 1, column 1).",
+    )
     non_finite_count: int | None = None
     diagnoses: list[DiagnosisOut] = Field(default_factory=list)
     follows_from: str | None = None
@@ -552,11 +556,21 @@ class GradeOut(BaseModel):
 
 class GradeBatchOut(BaseModel):
     """Grades in input order (a problem details object where an item could not be graded), and
-    class-wide counts of each diagnosis code and of each status per quantity."""
+    class-wide counts: of the submissions showing each diagnosis code, overall and per quantity,
+    and of each status per quantity."""
 
     results: list[GradeOut | ProblemDetails]
-    diagnosis_counts: dict[str, int]
-    status_counts: dict[str, dict[str, int]]
+    diagnosis_counts: dict[str, int] = Field(
+        description="How many submissions show each diagnosis code, each counted once however "
+        "many of its quantities show it."
+    )
+    diagnosis_counts_by_quantity: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="Per quantity, how many submissions show each diagnosis code in it.",
+    )
+    status_counts: dict[str, dict[str, int]] = Field(
+        description="Per quantity, how many submissions have each status."
+    )
 
 
 class GradescopeTest(BaseModel):

@@ -18,7 +18,7 @@ from service.api.grading_schemas import (
     ReferenceAnswers,
 )
 from service.grading.grader import Diagnosis, Grade, QuantityGrade, Reference
-from service.grading.messages import LABELS, Language, say
+from service.grading.messages import LABELS, Language, entry, say
 
 
 def shape_text(shape: tuple[int, ...]) -> str:
@@ -54,7 +54,12 @@ def quantity_message(grade: QuantityGrade, lang: Language) -> str:
         for n in grade.expected_shape:
             total *= n
         message = say(
-            lang, "incorrect", quantity=name, wrong=grade.wrong_count, total=total, index=index
+            lang,
+            "incorrect",
+            quantity=name,
+            wrong=grade.wrong_count,
+            total=total,
+            entry=entry(lang, index),
         )
     elif grade.status == "incorrect":
         message = say(lang, "incorrect_scalar", quantity=name)

@@ -10,14 +10,16 @@ Codes, stable for clients:
 - ``sign_flipped``: the negative of the answer (e.g. Y - Y_pred).
 - ``mean_instead_of_sum``: the loss, or a gradient, divided by N or by N * D_out.
 - ``scaled``: off by another constant factor, reported as `factor`.
-- ``transposed``: the transpose of the answer.
+- ``transposed``: the transpose of the answer (for dloss/dY_pred and dloss/dH; for a product,
+  see ``operands_swapped``).
 - ``flattened``: the answer's entries as a 1-D array.
 - ``used_H_instead_of_H_relu``: dloss/dW2 computed as H^T dloss/dY_pred.
 - ``missing_relu_mask``: dloss/dH (or dloss/dW1) without the ReLU mask: dloss/dH_relu passed
   through everywhere.
 - ``relu_mask_includes_zero``: the mask [H >= 0], passing gradient where H == 0.
 - ``operands_swapped``: a product with its operands in the other order, e.g. W2 dloss/dY_pred^T
-  for dloss/dH_relu = dloss/dY_pred W2^T; it is the transpose of the answer.
+  for dloss/dH_relu = dloss/dY_pred W2^T; it is the transpose of the answer, and named instead
+  of ``transposed`` for the products (dloss/dW2, dloss/dH_relu, dloss/dW1).
 """
 
 from __future__ import annotations
@@ -76,9 +78,11 @@ def candidates(name: str, reference: Array, X: Array, result: Result) -> list[Ca
     if name != "loss":
         found.append(Candidate("missing_factor_2", reference / 2, 0.5))
     if reference.ndim == 2:
-        found.append(Candidate("transposed", reference.T))
-        if name in PRODUCTS:
-            found.append(Candidate("operands_swapped", reference.T))
+        # A product's transpose is the product of its operands swapped: that slip, the more
+        # specific one, is the only one named for it.
+        found.append(
+            Candidate("operands_swapped" if name in PRODUCTS else "transposed", reference.T)
+        )
         found += [
             Candidate("flattened", reference.ravel()),
             Candidate("flattened", reference.ravel(order="F")),

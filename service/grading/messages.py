@@ -23,7 +23,8 @@ LABELS = {
 MESSAGES: dict[Language, dict[str, str]] = {
     "en": {
         "correct": "{quantity} is correct.",
-        "incorrect": "{quantity} is wrong in {wrong} of {total} entries, the first at {index}.",
+        "incorrect": "{quantity} is wrong in {wrong} of {total} entries, the first at {entry}.",
+        "entry": "row {row}, column {column}",
         "incorrect_scalar": "{quantity} is wrong.",
         "wrong_shape": "{quantity} should have shape {expected} but has shape {received}.",
         "missing": "{quantity} was not submitted.",
@@ -48,7 +49,8 @@ MESSAGES: dict[Language, dict[str, str]] = {
     },
     "zh": {
         "correct": "{quantity} 正确。",
-        "incorrect": "{quantity} 有 {wrong}/{total} 个元素错误，第一个位于 {index}。",
+        "incorrect": "{quantity} 有 {wrong}/{total} 个元素错误，第一个位于{entry}。",
+        "entry": "第 {row} 行第 {column} 列",
         "incorrect_scalar": "{quantity} 错误。",
         "wrong_shape": "{quantity} 的形状应为 {expected}，但提交的形状是 {received}。",
         "missing": "未提交 {quantity}。",
@@ -68,6 +70,14 @@ MESSAGES: dict[Language, dict[str, str]] = {
         "operands_swapped": "乘积的两个因子顺序颠倒了：结果是正确答案的转置。",
     },
 }
+
+
+def entry(lang: Language, index: list[int]) -> str:
+    """A matrix entry as people name it, counting from 1 ("row 2, column 4" for the 0-based
+    index [1, 3]); the index itself for an array of another number of dimensions."""
+    if len(index) != 2:
+        return str(index)
+    return MESSAGES[lang]["entry"].format(row=index[0] + 1, column=index[1] + 1)
 
 
 def say(lang: Language, key: str, **values: object) -> str:

@@ -224,7 +224,7 @@ async def test_wrong_shapes_are_grades_not_errors(client: httpx.AsyncClient) -> 
     assert quantities["W2"]["status"] == "wrong_shape"
     assert quantities["W2"]["expected_shape"] == [3, 1]
     assert quantities["W2"]["received_shape"] == [1, 3]
-    assert [d["code"] for d in quantities["W2"]["diagnoses"]] == ["transposed", "operands_swapped"]
+    assert [d["code"] for d in quantities["W2"]["diagnoses"]] == ["operands_swapped"]
 
 
 async def test_non_finite_submissions_are_wrong_not_errors(client: httpx.AsyncClient) -> None:
@@ -263,7 +263,27 @@ async def test_batch_orders_results_counts_diagnoses_and_isolates_failures(
     assert scores == [6.0, 5.0, None, 1.0]
     assert answer["results"][2]["type"] == "urn:gradserve:problem:non-finite-result"
     assert answer["diagnosis_counts"] == {"missing_relu_mask": 1}
+    assert answer["diagnosis_counts_by_quantity"] == {"H": {"missing_relu_mask": 1}}
     assert answer["status_counts"]["H"] == {"correct": 1, "incorrect": 1, "missing": 1}
+
+
+async def test_class_counts_count_students_not_quantities(client: httpx.AsyncClient) -> None:
+    """A submission with one slip in three quantities is one student showing it: counted once
+    in `diagnosis_counts`, and once in each quantity's own count."""
+    problem = await generated(client)
+    right = right_submission(problem)
+    flipped = json.loads(json.dumps(right))
+    for name in ("W2", "H", "W1"):
+        flipped["gradients"][name] = (-np.array(right["gradients"][name])).tolist()
+    request = {
+        "problem": {"problem_id": problem["problem_id"]},
+        "items": [{"submission": flipped}, {"submission": flipped}, {"submission": right}],
+    }
+    answer = (await client.post("/v1/grade/batch", json=request)).json()
+    assert answer["diagnosis_counts"] == {"sign_flipped": 2}
+    assert answer["diagnosis_counts_by_quantity"] == {
+        name: {"sign_flipped": 2} for name in ("W2", "H", "W1")
+    }
 
 
 @pytest.mark.parametrize(
@@ -544,3 +564,25 @@ async def test_an_ungradable_submission_gets_a_platform_result(
     assert result["tests"] == []
     assert "could not be graded" in result["output"]
     assert all(line in result["output"] for line in result["output"].splitlines())
+
+
+@pytest.mark.parametrize(
+    ("language", "named"), [("en", "the first at row 2, column 3."), ("zh", "第 2 行第 3 列")]
+)
+async def test_messages_name_entries_as_people_read_them(
+    client: httpx.AsyncClient, language: str, named: str
+) -> None:
+    """Messages count rows and columns from 1; `wrong_indices` stays 0-based."""
+    problem = await generated(client)
+    submission = right_submission(problem)
+    W1 = np.array(submission["gradients"]["W1"])
+    W1[1, 2] += 1.0
+    submission["gradients"]["W1"] = W1.tolist()
+    answer = await client.post(
+        "/v1/grade",
+        json={"problem": {"problem_id": problem["problem_id"]}, "submission": submission},
+        headers={"Accept-Language": language},
+    )
+    W1_grade = answer.json()["quantities"]["W1"]
+    assert W1_grade["wrong_indices"] == [[1, 2]]
+    assert named in W1_grade["message"]

@@ -295,15 +295,26 @@ def reference_or_problem(
 
 
 def class_counts(results: list[GradeOut | ProblemDetails]) -> dict[str, Any]:
-    """How often each diagnosis code occurred, and each status per quantity, over the batch."""
-    diagnoses: Counter[str] = Counter()
+    """Over the batch: how many submissions show each diagnosis code (once each, in however many
+    quantities), how many show it in each quantity, and how many have each status per
+    quantity."""
+    submissions: Counter[str] = Counter()
+    by_quantity: dict[str, Counter[str]] = {}
     statuses: dict[str, Counter[str]] = {}
     for result in results:
         if isinstance(result, GradeOut):
+            codes: set[str] = set()
             for name, quantity in result.quantities.items():
                 statuses.setdefault(name, Counter())[quantity.status] += 1
-                diagnoses.update(d.code for d in quantity.diagnoses)
+                found = {d.code for d in quantity.diagnoses}
+                if found:
+                    by_quantity.setdefault(name, Counter()).update(found)
+                codes |= found
+            submissions.update(codes)
     return {
-        "diagnosis_counts": dict(sorted(diagnoses.items())),
+        "diagnosis_counts": dict(sorted(submissions.items())),
+        "diagnosis_counts_by_quantity": {
+            name: dict(sorted(counts.items())) for name, counts in by_quantity.items()
+        },
         "status_counts": {name: dict(counts) for name, counts in statuses.items()},
     }
