@@ -235,10 +235,10 @@ GRADE_RESPONSE: dict[str, Any] = {
         },
     },
     "tolerance": {
-        "rtol": 1e-06,
+        "rtol": 1e-05,
         "atol_factor": 1e-09,
-        "rule": "|a - b| <= atol + rtol * max(|a|, |b|), atol = atol_factor * max "
-        "|reference entry|",
+        "rule": "|a - b| <= atol + rtol * max(|a|, |b|) + E, atol = atol_factor * max "
+        "|reference entry|, E = the entry's float32 rounding bound",
     },
     "follow_through_credit": 0.5,
     "language": "en",
@@ -303,10 +303,10 @@ GRADE_BATCH_RESPONSE: dict[str, Any] = {
                 },
             },
             "tolerance": {
-                "rtol": 1e-06,
+                "rtol": 1e-05,
                 "atol_factor": 1e-09,
-                "rule": "|a - b| <= atol + rtol * max(|a|, |b|), atol = atol_factor * max "
-                "|reference entry|",
+                "rule": "|a - b| <= atol + rtol * max(|a|, |b|) + E, atol = atol_factor * max "
+                "|reference entry|, E = the entry's float32 rounding bound",
             },
             "follow_through_credit": 0.5,
             "language": "en",

@@ -374,11 +374,12 @@ class Weights(BaseModel):
 
 
 class ToleranceSpec(BaseModel):
-    """|a - b| <= atol + rtol * max(|a|, |b|), atol = atol_factor * max |reference entry|."""
+    """|a - b| <= atol + rtol * max(|a|, |b|) + E, atol = atol_factor * max |reference entry|,
+    E the entry's float32 rounding bound (README, "Grading")."""
 
     model_config = ConfigDict(extra="forbid")
 
-    rtol: float = Field(default=1e-6, strict=True, ge=0, le=1, allow_inf_nan=False)
+    rtol: float = Field(default=1e-5, strict=True, ge=0, le=1, allow_inf_nan=False)
     atol_factor: float = Field(default=1e-9, strict=True, ge=0, le=1, allow_inf_nan=False)
 
 
@@ -531,7 +532,10 @@ class QuantityGradeOut(BaseModel):
 class AppliedTolerance(ToleranceSpec):
     """The tolerance a grade applied, and its rule in words."""
 
-    rule: str = "|a - b| <= atol + rtol * max(|a|, |b|), atol = atol_factor * max |reference entry|"
+    rule: str = (
+        "|a - b| <= atol + rtol * max(|a|, |b|) + E, atol = atol_factor * max |reference entry|, "
+        "E = the entry's float32 rounding bound"
+    )
 
 
 class ReferenceAnswers(BaseModel):

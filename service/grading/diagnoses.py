@@ -17,6 +17,8 @@ Codes, stable for clients:
 - ``missing_relu_mask``: dloss/dH (or dloss/dW1) without the ReLU mask: dloss/dH_relu passed
   through everywhere.
 - ``relu_mask_includes_zero``: the mask [H >= 0], passing gradient where H == 0.
+- ``imprecise``: right to about 3 significant digits but not to 6: a precision problem (too
+  few digits printed, or a lower precision than float32), not a slip.
 - ``operands_swapped``: a product with its operands in the other order, e.g. W2 dloss/dY_pred^T
   for dloss/dH_relu = dloss/dY_pred W2^T; it is the transpose of the answer, and named instead
   of ``transposed`` for the products (dloss/dW2, dloss/dH_relu, dloss/dW1).
@@ -45,6 +47,7 @@ CODES = (
     "missing_relu_mask",
     "relu_mask_includes_zero",
     "operands_swapped",
+    "imprecise",
 )
 
 PRODUCTS = {"W2", "H_relu", "W1"}

@@ -7,7 +7,10 @@ For each quantity, in the order of the backward pass (loss, Y_pred, W2, H_relu, 
    and received shapes, and the diagnoses that explain it (``transposed``, ``flattened``, ...).
 3. Values, entry by entry, under one symmetric rule that scales with the reference::
 
-       |a - b| <= atol + rtol * max(|a|, |b|),   atol = atol_factor * max |reference entry|
+       |a - b| <= atol + rtol * max(|a|, |b|) + E,   atol = atol_factor * max |reference entry|
+
+   where E is the entry's float32 rounding bound (`service.grading.rounding`): an answer computed
+   correctly in float32 or float64, or printed with 6 significant digits (rtol 1e-5), passes.
 
    All entries within it: ``correct``, full credit. Otherwise ``incorrect``, with the largest
    absolute and relative errors, the number of wrong entries and the first few indices, the
@@ -32,6 +35,7 @@ from numpy.typing import NDArray
 from service.core.layers import matmul_backward_input, matmul_backward_weight, relu_backward
 from service.core.network import Result, loss_and_gradients
 from service.grading.diagnoses import Candidate, candidates
+from service.grading.rounding import rounding_bounds
 
 Array = NDArray[np.floating]
 
@@ -44,17 +48,23 @@ MAX_INDICES = 5
 
 @dataclass(frozen=True)
 class Tolerance:
-    """|a - b| <= atol + rtol * max(|a|, |b|), with atol = atol_factor * max |reference entry|."""
+    """|a - b| <= atol + rtol * max(|a|, |b|) + rounding, with atol = atol_factor * max
+    |reference entry| and `rounding` the entry's float32 rounding bound
+    (`service.grading.rounding`)."""
 
-    rtol: float = 1e-6
+    rtol: float = 1e-5
     atol_factor: float = 1e-9
 
-    def close(self, submitted: Array, expected: Array) -> NDArray[np.bool_]:
+    def close(
+        self, submitted: Array, expected: Array, rounding: Array | float = 0.0
+    ) -> NDArray[np.bool_]:
         """Entrywise: is each submitted entry finite and within tolerance of the expected one?"""
         with np.errstate(invalid="ignore", over="ignore"):
             difference = np.abs(submitted - expected)
-            bound = self.atol(expected) + self.rtol * np.maximum(
-                np.abs(submitted), np.abs(expected)
+            bound = (
+                self.atol(expected)
+                + self.rtol * np.maximum(np.abs(submitted), np.abs(expected))
+                + rounding
             )
             return np.asarray((difference <= bound) & np.isfinite(submitted))
 
@@ -67,9 +77,11 @@ class Tolerance:
         through every step)."""
         return bool(np.all(np.abs(value) <= self.atol(expected)))
 
-    def matches(self, submitted: Array, expected: Array) -> bool:
+    def matches(self, submitted: Array, expected: Array, rounding: Array | float = 0.0) -> bool:
         """Same shape, and every entry within tolerance."""
-        return submitted.shape == expected.shape and bool(self.close(submitted, expected).all())
+        return submitted.shape == expected.shape and bool(
+            self.close(submitted, expected, rounding).all()
+        )
 
 
 @dataclass(frozen=True)
@@ -117,12 +129,20 @@ class Reference:
     X: Array
     W2: Array
     result: Result
+    rounding: dict[str, Array]
+    """Each quantity's float32 rounding bound, entry by entry (`service.grading.rounding`)."""
     _candidates: dict[tuple[str, Tolerance], list[Candidate]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, X: Array, Y: Array, W1: Array, W2: Array) -> Reference:
         """X (N, D_in), Y (N, D_out), W1 (D_in, H), W2 (H, D_out); raises NonFiniteResultError."""
-        return cls(X=X, W2=W2, result=loss_and_gradients(X, Y, W1, W2, return_forward=True))
+        result = loss_and_gradients(X, Y, W1, W2, return_forward=True)
+        return cls(X=X, W2=W2, result=result, rounding=rounding_bounds(X, Y, W1, W2, result))
+
+    def slack(self, name: str) -> float:
+        """The widest rounding bound of the quantity: the band a mistaken answer of another
+        shape (a diagnosis) is compared within."""
+        return float(np.max(self.rounding[name]))
 
     def distinguishable_candidates(self, name: str, tolerance: Tolerance) -> list[Candidate]:
         """The mistaken answers for `name` that differ from the right one beyond `tolerance`;
@@ -133,7 +153,7 @@ class Reference:
             self._candidates[key] = [
                 candidate
                 for candidate in candidates(name, expected, self.X, self.result)
-                if not tolerance.matches(candidate.value, expected)
+                if not tolerance.matches(candidate.value, expected, self.slack(name))
             ]
         return self._candidates[key]
 
@@ -204,7 +224,7 @@ def grade_quantity(
         return QuantityGrade(
             name, "wrong_shape", 0.0, weight, expected.shape, submitted.shape, diagnoses=found
         )
-    close = tolerance.close(submitted, expected)
+    close = tolerance.close(submitted, expected, reference.rounding[name])
     if close.all():
         return QuantityGrade(name, "correct", weight, weight, expected.shape, submitted.shape)
     found = diagnose(name, submitted, expected, reference, tolerance)
@@ -214,7 +234,8 @@ def grade_quantity(
         upstream, value = recomputed
         if graded.get(upstream) is not None and graded[upstream].status == "incorrect":
             substantive = not tolerance.negligible(value, expected)
-            follows_from = upstream if substantive and tolerance.matches(submitted, value) else None
+            follows = tolerance.matches(submitted, value, reference.rounding[name])
+            follows_from = upstream if substantive and follows else None
     return QuantityGrade(
         name,
         "incorrect",
@@ -260,25 +281,40 @@ def diagnose(
 ) -> list[Diagnosis]:
     """The slips whose mistaken answer the submission matches and the right answer does not."""
     found: list[Diagnosis] = []
+    slack = reference.slack(name)
     for candidate in reference.distinguishable_candidates(name, tolerance):
-        if tolerance.matches(submitted, candidate.value):
+        if tolerance.matches(submitted, candidate.value, slack):
             diagnosis = Diagnosis(candidate.code, candidate.factor)
             if diagnosis not in found:
                 found.append(diagnosis)
     if not found and submitted.shape == expected.shape:
-        found += scaled(submitted, expected, tolerance)
+        found += scaled(submitted, expected, tolerance, slack)
+    if not found and submitted.shape == expected.shape:
+        found += imprecise(submitted, expected, reference.rounding[name])
     return found
 
 
-def scaled(submitted: Array, expected: Array, tolerance: Tolerance) -> list[Diagnosis]:
+IMPRECISE = Tolerance(rtol=1e-2, atol_factor=1e-6)
+"""Within this (2 or 3 significant digits: 3 printed are within 5e-3) but not within the grade's
+tolerance: a precision problem, diagnosed ``imprecise``."""
+
+
+def imprecise(submitted: Array, expected: Array, rounding: Array) -> list[Diagnosis]:
+    """``imprecise`` when every entry is right to about 3 significant digits."""
+    return [Diagnosis("imprecise")] if IMPRECISE.matches(submitted, expected, rounding) else []
+
+
+def scaled(
+    submitted: Array, expected: Array, tolerance: Tolerance, slack: float
+) -> list[Diagnosis]:
     """``scaled`` when the submission is c times the answer for a constant c other than 1 (for
     two entries or more: any single number is some multiple of another)."""
     norm = float(np.vdot(expected, expected))
     if expected.size < 2 or norm == 0 or not np.isfinite(submitted).all():
         return []
     factor = float(np.vdot(submitted, expected)) / norm
-    if factor == 0 or tolerance.matches(factor * expected, expected):
+    if factor == 0 or tolerance.matches(factor * expected, expected, slack):
         return []
-    if tolerance.matches(submitted, factor * expected):
+    if tolerance.matches(submitted, factor * expected, slack):
         return [Diagnosis("scaled", float(f"{factor:.6g}"))]
     return []

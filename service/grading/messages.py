@@ -46,6 +46,8 @@ MESSAGES: dict[Language, dict[str, str]] = {
         "only where H > 0.",
         "operands_swapped": "The operands of the product are swapped: the result is the "
         "transpose of the right answer.",
+        "imprecise": "Right to about 3 significant digits, but not to 6: compute in float32 or "
+        "float64 and give at least 6 significant digits.",
     },
     "zh": {
         "correct": "{quantity} 正确。",
@@ -68,6 +70,8 @@ MESSAGES: dict[Language, dict[str, str]] = {
         "missing_relu_mask": "缺少 ReLU 的掩码：梯度只在 H > 0 处通过。",
         "relu_mask_includes_zero": "掩码在 H == 0 处也传递了梯度；梯度只在 H > 0 处通过。",
         "operands_swapped": "乘积的两个因子顺序颠倒了：结果是正确答案的转置。",
+        "imprecise": "大约前 3 位有效数字正确，但不到 6 位：请用 float32 或 float64 计算，"
+        "并至少给出 6 位有效数字。",
     },
 }
 
