@@ -69,9 +69,10 @@ from service.core.shapes import (
 )
 
 REQUEST_KEYS = {*MATRIX_NAMES, "options"}
-NUMERIC_KINDS = ("i", "f")
+NUMERIC_KINDS = ("i", "u", "f")
 """NumPy dtype kinds a matrix of JSON numbers may become: int64 (every entry an integer within
-int64) or float64. Integers beyond int64 give uint64 or object arrays, which are declined."""
+int64), uint64 (integers up to 2^64, some beyond int64) or float64; each becomes float64 with the
+rounding of Python's ``float(int)``, as Pydantic reads them. orjson refuses larger integers."""
 
 
 def read_gradients_json(body: bytes) -> GradientsRequest:
