@@ -593,6 +593,12 @@ class GradescopeResult(BaseModel):
     score: float
     output: str
     tests: list[GradescopeTest]
+    visibility: Literal["hidden", "after_due_date", "after_published", "visible"] | None = Field(
+        default=None, description="As asked with ?visibility=; absent: Gradescope's default."
+    )
+    stdout_visibility: Literal["hidden", "after_due_date", "after_published", "visible"] | None = (
+        Field(default=None, description="As asked with ?stdout_visibility=.")
+    )
 
 
 class PrairieLearnTest(BaseModel):

@@ -183,3 +183,12 @@ def ungradable_prairielearn(problem: ProblemDetails) -> dict[str, Any]:
         "format_errors": fault_lines(problem),
         "message": f"This submission could not be graded: {problem.detail}",
     }
+
+
+def with_visibility(
+    result: dict[str, Any], visibility: str | None, stdout_visibility: str | None
+) -> dict[str, Any]:
+    """Gradescope's `result` with its ``visibility`` and ``stdout_visibility`` set, where given
+    (left out, Gradescope's own default applies: visible)."""
+    chosen = {"visibility": visibility, "stdout_visibility": stdout_visibility}
+    return result | {key: value for key, value in chosen.items() if value is not None}

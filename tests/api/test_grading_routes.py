@@ -586,3 +586,22 @@ async def test_messages_name_entries_as_people_read_them(
     W1_grade = answer.json()["quantities"]["W1"]
     assert W1_grade["wrong_indices"] == [[1, 2]]
     assert named in W1_grade["message"]
+
+
+async def test_gradescope_visibility_is_set_per_request(client: httpx.AsyncClient) -> None:
+    """Left out, Gradescope's own default applies; asked for, it is in the results.json, for a
+    grade and for an ungradable submission alike."""
+    body = {"problem": examples.REQUEST, "submission": {"loss": 1.0}}
+    default = (await client.post("/v1/grade?format=gradescope", json=body)).json()
+    assert "visibility" not in default
+    assert "stdout_visibility" not in default
+    query = "format=gradescope&visibility=after_published&stdout_visibility=hidden"
+    hidden = (await client.post(f"/v1/grade?{query}", json=body)).json()
+    assert hidden["visibility"] == "after_published"
+    assert hidden["stdout_visibility"] == "hidden"
+    assert {k: v for k, v in hidden.items() if "visibility" not in k} == default
+    ungradable = {"problem": examples.REQUEST, "submission": {"loss": "x"}}
+    refused = (await client.post(f"/v1/grade?{query}", json=ungradable)).json()
+    assert refused["visibility"] == "after_published"
+    wrong = await client.post("/v1/grade?format=gradescope&visibility=soon", json=body)
+    assert wrong.status_code == 422

@@ -39,6 +39,7 @@ from service.api.reports import (
     prairielearn,
     ungradable_gradescope,
     ungradable_prairielearn,
+    with_visibility,
 )
 from service.api.schemas import ProblemMatrices
 from service.api.timing import timed_compute
@@ -52,6 +53,8 @@ from service.settings import Role, Settings
 router = APIRouter(prefix="/v1", tags=["grading"])
 
 Format = Literal["json", "gradescope", "prairielearn"]
+Visibility = Literal["hidden", "after_due_date", "after_published", "visible"]
+"""Gradescope's visibility settings for a results.json."""
 
 BODY_PROBLEMS = {status: examples.PROBLEMS[status] for status in (400, 408, 413, 415, 503)}
 GRADE_PROBLEMS = {**BODY_PROBLEMS, 403: examples.REVEAL_REFUSED, 422: examples.DAMAGED_PROBLEM_ID}
@@ -196,15 +199,29 @@ def post_grade(
     lang: Annotated[Language, Depends(accept_language)],
     role: Annotated[Role | None, Depends(caller_role)],
     format: Annotated[Format, Query(description="json, or an autograder's format.")] = "json",
+    visibility: Annotated[
+        Visibility | None,
+        Query(
+            description="With format=gradescope: when students see the results (Gradescope's "
+            "own default, visible, if left out; after_published hides them until grades are "
+            "published). Other formats ignore it."
+        ),
+    ] = None,
+    stdout_visibility: Annotated[
+        Visibility | None,
+        Query(description="With format=gradescope: when students see the autograder's output."),
+    ] = None,
 ) -> JSONResponse:
-    """Shape before values; then each entry within |a - b| <= atol + rtol * max(|a|, |b|).
+    """Shape before values; then each entry within |a - b| <= atol + rtol * max(|a|, |b|) + E.
     Messages in Chinese with Accept-Language: zh."""
+    shown = {"visibility": visibility, "stdout_visibility": stdout_visibility}
     if isinstance(request, ValidationError):
         if format == "json":
             raise request
         problem = validation_problem(request.errors(include_url=False))
-        ungradable = {"gradescope": ungradable_gradescope, "prairielearn": ungradable_prairielearn}
-        return JSONResponse(ungradable[format](problem))
+        if format == "gradescope":
+            return JSONResponse(with_visibility(ungradable_gradescope(problem), **shown))
+        return JSONResponse(ungradable_prairielearn(problem))
     check_reveal(request, settings, role)
     with timed_compute("grade"):
         reference, problem_id = resolve(request.problem)
@@ -215,7 +232,9 @@ def post_grade(
             reference if request.reveal else None,
             errors_visible=reference_visible(settings, role),
         )
-    renderers = {"json": json_grade, "gradescope": gradescope, "prairielearn": prairielearn}
+    if format == "gradescope":
+        return JSONResponse(with_visibility(gradescope(graded), **shown))
+    renderers = {"json": json_grade, "prairielearn": prairielearn}
     return JSONResponse(renderers[format](graded))
 
 
