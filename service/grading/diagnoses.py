@@ -19,6 +19,10 @@ Codes, stable for clients:
 - ``relu_mask_includes_zero``: the mask [H >= 0], passing gradient where H == 0.
 - ``imprecise``: right to about 3 significant digits but not to 6: a precision problem (too
   few digits printed, or a lower precision than float32), not a slip.
+- ``dW2_for_dH_relu``, ``dH_relu_for_dW2``: the value of dloss/dW2 submitted as dloss/dH_relu,
+  or the reverse (step 2 of the derivation the service follows makes that slip): of the other
+  quantity's shape, a ``wrong_shape``, unless N = H = D_out.
+- ``forward_value``: the forward value (Y_pred, H_relu or H itself) submitted as its gradient.
 - ``operands_swapped``: a product with its operands in the other order, e.g. W2 dloss/dY_pred^T
   for dloss/dH_relu = dloss/dY_pred W2^T; it is the transpose of the answer, and named instead
   of ``transposed`` for the products (dloss/dW2, dloss/dH_relu, dloss/dW1).
@@ -48,6 +52,9 @@ CODES = (
     "relu_mask_includes_zero",
     "operands_swapped",
     "imprecise",
+    "dW2_for_dH_relu",
+    "dH_relu_for_dW2",
+    "forward_value",
 )
 
 PRODUCTS = {"W2", "H_relu", "W1"}
@@ -94,6 +101,12 @@ def candidates(name: str, reference: Array, X: Array, result: Result) -> list[Ca
     dH_with_zero = dH_relu * (H >= 0)  # the slip: relu_backward's mask [H > 0] taken as [H >= 0]
     if name == "W2":
         found.append(Candidate("used_H_instead_of_H_relu", matmul_backward_weight(H, dY_pred)))
+        found.append(Candidate("dH_relu_for_dW2", dH_relu))
+    if name == "H_relu":
+        found.append(Candidate("dW2_for_dH_relu", result.gradients["W2"]))
+    forward = {"Y_pred": result.forward.Y_pred, "H_relu": result.forward.H_relu, "H": H}
+    if name in forward:
+        found.append(Candidate("forward_value", forward[name]))
     if name == "H":
         found += [
             Candidate("missing_relu_mask", dH_relu),

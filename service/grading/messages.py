@@ -48,6 +48,12 @@ MESSAGES: dict[Language, dict[str, str]] = {
         "transpose of the right answer.",
         "imprecise": "Right to about 3 significant digits, but not to 6: compute in float32 or "
         "float64 and give at least 6 significant digits.",
+        "dW2_for_dH_relu": "This has the shape and the value of dloss/dW2 = "
+        "H_relu^T dloss/dY_pred; dloss/dH_relu is dloss/dY_pred W2^T.",
+        "dH_relu_for_dW2": "This has the shape and the value of dloss/dH_relu = "
+        "dloss/dY_pred W2^T; dloss/dW2 is H_relu^T dloss/dY_pred.",
+        "forward_value": "This is the forward value itself, not the gradient of the loss with "
+        "respect to it.",
     },
     "zh": {
         "correct": "{quantity} 正确。",
@@ -72,6 +78,11 @@ MESSAGES: dict[Language, dict[str, str]] = {
         "operands_swapped": "乘积的两个因子顺序颠倒了：结果是正确答案的转置。",
         "imprecise": "大约前 3 位有效数字正确，但不到 6 位：请用 float32 或 float64 计算，"
         "并至少给出 6 位有效数字。",
+        "dW2_for_dH_relu": "这是 dloss/dW2 = H_relu^T dloss/dY_pred 的形状和值；"
+        "dloss/dH_relu 应为 dloss/dY_pred W2^T。",
+        "dH_relu_for_dW2": "这是 dloss/dH_relu = dloss/dY_pred W2^T 的形状和值；"
+        "dloss/dW2 应为 H_relu^T dloss/dY_pred。",
+        "forward_value": "这是前向传播的值本身，而不是损失对它的梯度。",
     },
 }
 

@@ -199,6 +199,36 @@ SLIPS = [
         id="missing_relu_mask",
     ),
     pytest.param(
+        one_changed("H_relu", lambda P, a: a["W2"]),
+        "avoid",
+        {"H_relu": {"dW2_for_dH_relu"}},
+        id="dW2_for_dH_relu",
+    ),
+    pytest.param(
+        one_changed("W2", lambda P, a: a["H_relu"]),
+        "avoid",
+        {"W2": {"dH_relu_for_dW2"}},
+        id="dH_relu_for_dW2",
+    ),
+    pytest.param(
+        one_changed("Y_pred", lambda P, a: relu(H_of(P)) @ P["W2"]),
+        "avoid",
+        {"Y_pred": {"forward_value"}},
+        id="forward_value_Y_pred",
+    ),
+    pytest.param(
+        one_changed("H_relu", lambda P, a: relu(H_of(P))),
+        "avoid",
+        {"H_relu": {"forward_value"}},
+        id="forward_value_H_relu",
+    ),
+    pytest.param(
+        one_changed("H", lambda P, a: H_of(P)),
+        "avoid",
+        {"H": {"forward_value"}},
+        id="forward_value_H",
+    ),
+    pytest.param(
         one_changed("H", lambda P, a: a["H_relu"] * (H_of(P) >= 0)),
         "require",
         {"H": {"relu_mask_includes_zero"}},
@@ -338,3 +368,16 @@ def test_a_zero_upstream_gives_no_credit_to_the_zeros_below_it(seed: int) -> Non
     doubled = 2 * right["H_relu"] + 1.0
     g = grade_of(P, {"H_relu": doubled, **following_from_H_relu(P, doubled)})
     assert g.quantities["W1"].follows_from == "H"
+
+
+@pytest.mark.parametrize(("N", "H", "D_out"), [(4, 5, 2), (3, 3, 3)], ids=["shapes", "square"])
+def test_the_derivations_own_slip_is_named(N: int, H: int, D_out: int) -> None:
+    """dloss/dW2's value under dloss/dH_relu: a wrong shape that says whose shape and value it
+    has, or, where N = H = D_out and the shapes agree, a wrong answer with the same code."""
+    generated = generate(1, Spec(N=N, D_in=2, H=H, D_out=D_out))
+    P = {"X": generated.X, "Y": generated.Y, "W1": generated.W1, "W2": generated.W2}
+    answers = right_answers(P)
+    answers["H_relu"] = answers["W2"]
+    quantity = grade_of(P, answers).quantities["H_relu"]
+    assert quantity.status == ("wrong_shape" if (N, D_out) != (H, H) else "incorrect")
+    assert [d.code for d in quantity.diagnoses] == ["dW2_for_dH_relu"]
