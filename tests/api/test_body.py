@@ -364,10 +364,12 @@ class TestHeldUntilSent:
     ) -> None:
         body, send = body_of(COSTLY), BlockingSend()
         answering = asyncio.create_task(call(app, body, send))
-        await until(send.blocked.is_set)
-        held = (app.state.limiter.full, app.state.body_budget.in_flight)
-        send.release.set()
-        await answering
+        try:  # the answer is computed in the threadpool: wait for it by the clock, not by turns
+            await asyncio.wait_for(send.blocked.wait(), timeout=30)
+            held = (app.state.limiter.full, app.state.body_budget.in_flight)
+        finally:
+            send.release.set()  # never leave the answer blocked, even when the test fails
+        await asyncio.wait_for(answering, timeout=30)
         assert held == (True, len(body))
         assert (app.state.limiter.full, app.state.body_budget.in_flight) == (False, 0)
         assert send.messages[0]["status"] == 200
