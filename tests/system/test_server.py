@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -19,7 +20,7 @@ import pytest
 
 from service.api import examples
 from service.cli import TCPConfig
-from tests.support.server import running_server
+from tests.support.server import free_port, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -153,11 +154,10 @@ def test_gradescope_autograder_writes_results(live_server: str, tmp_path: Path) 
         "dloss/dH": "failed",
         "dloss/dW1": "failed",
     }
-    readme_excerpt = re.search(r"```python\n(student = .+?)```", README.read_text(), re.DOTALL)
+    readme_excerpt = re.search(r"```python\n(with Client.+?)```", README.read_text(), re.DOTALL)
     assert readme_excerpt, "README shows no excerpt of the autograder"
-    assert readme_excerpt.group(1).strip().replace("\n", "") in AUTOGRADER.read_text().replace(
-        "\n", ""
-    ).replace('(ROOT / "results").mkdir(exist_ok=True)', "")
+    excerpt = " ".join(readme_excerpt.group(1).split())
+    assert excerpt in " ".join(AUTOGRADER.read_text().split())
 
 
 def matrices(problem: dict[str, object]) -> dict[str, object]:
@@ -222,3 +222,70 @@ def test_the_socket_workers_share_is_declared_tcp_so_answers_are_not_delayed(hos
         connection, _ = sock.accept()
         with client, connection:
             assert connection.proto == socket.IPPROTO_TCP  # what asyncio checks before NODELAY
+
+
+def run_autograder(root: Path, **env: str) -> dict[str, Any]:
+    """Run the Gradescope autograder in `root` (laid out as Gradescope lays /autograder out):
+    it must exit 0 and write results/results.json, which is returned."""
+    run = subprocess.run(
+        [sys.executable, str(AUTOGRADER)],
+        env={**os.environ, "AUTOGRADER_ROOT": str(root), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    results: dict[str, Any] = json.loads((root / "results" / "results.json").read_text())
+    return results
+
+
+def gradescope_root(root: Path, answers: bytes | None) -> Path:
+    (root / "submission").mkdir(parents=True)
+    metadata = {"users": [{"email": "ada@example.edu"}]}
+    (root / "submission_metadata.json").write_text(json.dumps(metadata))
+    if answers is not None:
+        (root / "submission" / "answers.json").write_bytes(answers)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("answers", "reason"),
+    [
+        (None, "no answers.json was submitted"),
+        (b'{"loss": 1.0,', "answers.json is not valid JSON"),
+        (b'{"loss": "one", "gradients": {"dW1": [[1]]}}', "is not a known field"),
+    ],
+    ids=["missing", "not JSON", "unknown key"],
+)
+def test_the_autograder_writes_a_result_for_what_it_cannot_grade(
+    live_server: str, tmp_path: Path, answers: bytes | None, reason: str
+) -> None:
+    results = run_autograder(gradescope_root(tmp_path, answers), GRADSERVE_URL=live_server)
+    assert results["score"] == 0
+    assert results["tests"] == []
+    assert "could not be graded" in results["output"]
+    assert reason in results["output"]
+
+
+def test_the_autograder_says_so_when_the_service_is_down(tmp_path: Path) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    root = gradescope_root(tmp_path, b'{"loss": 1.0}')
+    results = run_autograder(root, GRADSERVE_URL=closed, GRADSERVE_TIMEOUT="2")
+    assert results["score"] == 0
+    assert "the grading service did not answer" in results["output"]
+
+
+def test_the_autograder_sends_its_api_key(tmp_path: Path) -> None:
+    keys = json.dumps({"key-for-the-autograder": "grade"})
+    with running_server(env={"GRADSERVE_API_KEYS": keys}) as server:
+        keyed = run_autograder(
+            gradescope_root(tmp_path / "keyed", b'{"loss": 1.0}'),
+            GRADSERVE_URL=server.url,
+            GRADSERVE_API_KEY="key-for-the-autograder",
+        )
+        unkeyed = run_autograder(
+            gradescope_root(tmp_path / "unkeyed", b'{"loss": 1.0}'), GRADSERVE_URL=server.url
+        )
+    assert keyed["tests"][0]["name"] == "loss"
+    assert unkeyed["score"] == 0
+    assert "the grading service refused the request (401 Unauthorized" in unkeyed["output"]
