@@ -365,8 +365,12 @@ class Reader:
 
 
 def receive(connection: socket.socket, target: Target, answer: Answer) -> Answer:
-    """Read one answer into `answer`: its status, headers and body (counted, its start kept)."""
+    """Read one answer into `answer`: its status, headers and body (counted, its start kept).
+    A refusal (4xx) that says ``Connection: close`` and is cut short while its body is read is a
+    refusal, not a drop: the server closed a connection it would not read on (uvicorn does so
+    for a header over h11's limit), and the request bytes it left unread reset the socket."""
     reader = Reader(connection, target)
+    headers: dict[str, str] = {}
     try:
         status, headers = reader.head()
         while 100 <= status < 200:
@@ -383,7 +387,9 @@ def receive(connection: socket.socket, target: Target, answer: Answer) -> Answer
     except TimeoutError:
         answer.timed_out = True
     except (OSError, IncompleteAnswerError, ValueError) as error:
-        answer.dropped, answer.error = True, answer.error or f"{type(error).__name__}: {error}"
+        closed = headers.get("connection", "").lower() == "close"
+        answer.dropped = not (400 <= answer.status < 500 and closed)
+        answer.error = answer.error or f"{type(error).__name__}: {error}"
     return answer
 
 

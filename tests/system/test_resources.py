@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import struct
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from service.grading import generator
 from tests.support import resources
-from tests.support.resources import Attack, Battery
+from tests.support.resources import Attack, Battery, Target
 
 ATTACKS = resources.attacks()
 
@@ -72,3 +76,32 @@ def test_the_process_tree_holds_children_and_their_rss() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+@pytest.mark.parametrize(("status", "dropped"), [(400, False), (200, True)])
+def test_a_refusal_cut_short_by_its_close_is_not_a_drop(status: int, dropped: bool) -> None:
+    """A server that answers the head of a 4xx with Connection: close, then resets the socket
+    (as uvicorn does for a header over h11's limit, with request bytes left unread), refused
+    the request; a 200 cut short is a dropped answer."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(
+                b"HTTP/1.1 %d X\r\nconnection: close\r\ncontent-length: 100\r\n\r\nshort" % status
+            )
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    server = threading.Thread(target=serve)
+    server.start()
+    try:
+        target = Target("127.0.0.1", port, time.monotonic() + 10)
+        answer = resources.exchange(target, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+    finally:
+        server.join(timeout=10)
+        listener.close()
+    assert answer.status == status
+    assert answer.dropped is dropped
