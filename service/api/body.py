@@ -177,16 +177,24 @@ async def validated_body(
         yield parsed
 
 
+@asynccontextmanager
+async def validated_json(request: Request, model: type[M]) -> AsyncIterator[M]:
+    """The request body, JSON, validated as `model` (a model with a `workload` method,
+    `service.core.workload.Costed`) within the budgets (`validated_body`): 415 for another
+    media type, pydantic's ValidationError for a body `model` refuses."""
+    body_media_type(request)
+    read = cast(Callable[[bytes], Any], partial(validate_json, model))
+    async with validated_body(request, read) as parsed:
+        yield cast(M, parsed)
+
+
 def json_body(model: type[M]) -> Callable[[Request], AsyncIterator[M]]:
-    """A dependency giving the request body validated as `model` (a model with a `workload`
-    method, `service.core.workload.Costed`), within the budgets (`validated_body`). FastAPI
-    closes it once the answer has been sent: the body's place in the bytes in flight and its
-    computation slot, if it took one, are held until then."""
+    """A dependency giving `validated_json(request, model)`. FastAPI closes it once the answer
+    has been sent: the body's place in the bytes in flight and its computation slot, if it took
+    one, are held until then."""
 
     async def validated_json_body(request: Request) -> AsyncIterator[M]:
-        body_media_type(request)
-        read = cast(Callable[[bytes], Any], partial(validate_json, model))
-        async with validated_body(request, read) as parsed:
-            yield cast(M, parsed)
+        async with validated_json(request, model) as parsed:
+            yield parsed
 
     return validated_json_body

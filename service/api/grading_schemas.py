@@ -258,13 +258,20 @@ def dimensions(problem: ProblemMatrices | ProblemRef) -> tuple[int, int, int, in
 
 
 def grading_workload(problem: ProblemMatrices | ProblemRef) -> Workload:
-    """The reference pass and the mistaken answers computed from it: about two passes; for a
-    problem by id, its generation first (`ProblemRef.workload`), whose flops add up."""
+    """The reference pass and the mistaken answers computed from it (about two passes) and its
+    entries' rounding bounds (`service.grading.rounding`: ten products, about two passes more);
+    for a problem by id, its generation first (`ProblemRef.workload`), whose flops add up."""
     one_pass = network_workload(*dimensions(problem))
     generation = problem.workload().flops if isinstance(problem, ProblemRef) else 0
     return Workload(
-        one_pass.input_elements, one_pass.largest_intermediate, 2 * one_pass.flops + generation
+        one_pass.input_elements,
+        one_pass.largest_intermediate,
+        GRADING_PASSES * one_pass.flops + generation,
     )
+
+
+GRADING_PASSES = 4
+"""What grading one submission costs, in forward and backward passes of its problem."""
 
 
 def revealed_workload(problem: ProblemMatrices | ProblemRef) -> Workload:

@@ -322,18 +322,25 @@ def coalesced(parts: Iterable[bytes | memoryview], size: int) -> list[bytes | by
 def read_batch_json(body: bytes) -> GradientsBatchRequest:
     """The batch in `body`, each problem validated or refused alone exactly as
     `GradientsBatchRequest.model_validate_json` would (which judges any body the fast reader
-    cannot): the problems that share a shape and options are read together, one `np.array`
-    call per matrix for all of them."""
-    return fast_read_batch(body) or validate_json(GradientsBatchRequest, body)
-
-
-def fast_read_batch(body: bytes) -> GradientsBatchRequest | None:
-    """The batch, when the body is an object holding only 1 to MAX_BATCH_PROBLEMS problems;
-    else None. A boolean anywhere but in the options makes every problem go to Pydantic."""
+    cannot, from the same parsed document): the problems that share a shape and options are
+    read together, one `np.array` call per matrix for all of them. The parsed document is freed
+    a piece at a time once each problem is read (its arrays, its model or its error)."""
     try:
         document = loads_in_pieces(body)
     except orjson.JSONDecodeError:
-        return None
+        return validate_json(GradientsBatchRequest, body)
+    try:
+        return fast_read_batch(document, body) or validate_json(
+            GradientsBatchRequest, body, document
+        )
+    finally:
+        dismantle(document)
+
+
+def fast_read_batch(document: Any, body: bytes) -> GradientsBatchRequest | None:
+    """The batch, when `document` (`body` parsed) is an object holding only 1 to
+    MAX_BATCH_PROBLEMS problems; else None. A boolean anywhere but in the options makes every
+    problem go to Pydantic."""
     if type(document) is not dict or document.keys() != {"problems"}:
         return None
     problems = document["problems"]
@@ -343,7 +350,6 @@ def fast_read_batch(body: bytes) -> GradientsBatchRequest | None:
         validated = read_problems(problems)
     else:
         validated = [validated_or_error(problem) for problem in problems]
-    dismantle(document)  # each problem is read: its arrays, its model or its error
     return GradientsBatchRequest.of_validated(problems, validated)
 
 

@@ -122,11 +122,10 @@ def loads_in_pieces(body: bytes, parser: Parser = ORJSON) -> Any:
 @dataclass(eq=False)
 class Container:
     """A large array or object of the body: the positions of its opening and closing bracket,
-    the depth of its elements (1 for the root's), some commas between its elements (the last
-    in each window it spans), and its large children, in order."""
+    some commas between its elements (the last in each window it spans), and its large
+    children, in order. Its depth is its place in `scan`'s stack."""
 
     open: int
-    depth: int
     close: int = -1
     cuts: list[int] = field(default_factory=list)
     children: list[Container] = field(default_factory=list)
@@ -162,7 +161,7 @@ def scan(body: bytes, parser: Parser) -> Container:
             segment_start = index + 1
             position = start + int(marks[index])
             if DELTA[kinds[index]] > 0:
-                container = Container(position, int(after[index]))
+                container = Container(position)
                 if stack:
                     stack[-1].children.append(container)
                 elif root is None and not body[:position].strip():

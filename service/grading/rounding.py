@@ -56,26 +56,21 @@ def rounding_bounds(
     assert result.forward is not None
     (N, D_in), (H_size, D_out) = X.shape, W2.shape
     H, H_relu, Y_pred = result.forward.H, result.forward.H_relu, result.forward.Y_pred
-    dY, dH_relu = result.gradients["Y_pred"], result.gradients["H_relu"]
-    aX, aW1, aW2, aY = np.abs(X), np.abs(W1), np.abs(W2), np.abs(Y)
-    eX, eW1, eW2, eY = u * aX, u * aW1, u * aW2, u * aY
+    dY, dH_relu, dH = result.gradients["Y_pred"], result.gradients["H_relu"], result.gradients["H"]
+    aX, aW1, aW2 = np.abs(X), np.abs(W1), np.abs(W2)
+    aH_relu, a_dY, a_dH = np.abs(H_relu), np.abs(dY), np.abs(dH)
     with np.errstate(over="ignore", invalid="ignore"):
-        eH = gamma(D_in, u) * (aX @ aW1) + eX @ aW1 + aX @ eW1
-        aH_relu = np.abs(H_relu)
-        eY_pred = gamma(H_size, u) * (aH_relu @ aW2) + eH @ aW2 + aH_relu @ eW2
+        # E(X) |W1| + |X| E(W1) = 2 u |X| |W1|, and alike below: one product per step
+        eH = (gamma(D_in, u) + 2 * u) * (aX @ aW1)
+        eY_pred = (gamma(H_size, u) + u) * (aH_relu @ aW2) + eH @ aW2
         residual = np.abs(Y_pred - Y)
-        eR = eY_pred + eY + u * residual
+        eR = eY_pred + u * np.abs(Y) + u * residual
         e_dY = 2 * eR
-        a_dY = np.abs(dY)
         e_loss = np.sum(2 * residual * eR) + gamma(N * D_out, u) * np.sum(residual**2)
         e_dW2 = gamma(N, u) * (aH_relu.T @ a_dY) + eH.T @ a_dY + aH_relu.T @ e_dY
-        e_dH_relu = gamma(D_out, u) * (a_dY @ aW2.T) + e_dY @ aW2.T + a_dY @ eW2.T
+        e_dH_relu = (gamma(D_out, u) + u) * (a_dY @ aW2.T) + e_dY @ aW2.T
         e_dH = e_dH_relu * (H > 0) + np.abs(dH_relu) * ((H != 0) & (np.abs(H) <= eH))
-        e_dW1 = (
-            gamma(N, u) * (aX.T @ np.abs(result.gradients["H"]))
-            + eX.T @ np.abs(result.gradients["H"])
-            + aX.T @ e_dH
-        )
+        e_dW1 = (gamma(N, u) + u) * (aX.T @ a_dH) + aX.T @ e_dH
     return {
         "loss": np.asarray(e_loss),
         "Y_pred": e_dY,

@@ -476,8 +476,9 @@ GENERATION_FLOPS = 100 * (15 + 2 * 3 * 49) * (DRAW_FLOPS + 2 * 2)
 """The most generating a `SMALL` problem of integers may cost: 100 attempts of 15 values, each
 of the 3 columns of W1 (2 values) redrawn up to 49 times, each value with its check of X w
 (2 N flops)."""
-GRADING_FLOPS = 2 * (4 * 2 * 2 * 3 + 6 * 2 * 3 * 1 + 8 * 2 * 3)
-"""The reference of a `SMALL` problem and the mistaken answers: two passes."""
+GRADING_FLOPS = 4 * (4 * 2 * 2 * 3 + 6 * 2 * 3 * 1 + 8 * 2 * 3)
+"""The reference of a `SMALL` problem and the mistaken answers (two passes), and its rounding
+bounds (two more)."""
 LOSS_FLOPS = 40
 """Comparing a submitted loss with the answer and the slips."""
 

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from functools import partial
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from service.api import examples
-from service.api.body import body_media_type, json_body, validated_body
+from service.api.body import json_body, validated_json
 from service.api.errors import (
     ProblemDetails,
     generation_problem,
@@ -43,7 +42,6 @@ from service.api.reports import (
 )
 from service.api.schemas import ProblemMatrices
 from service.api.timing import timed_compute
-from service.api.validation import validate_json
 from service.core.errors import GenerationError, NonFiniteResultError
 from service.grading import generator
 from service.grading.grader import Grade, Reference, Tolerance, grade
@@ -150,12 +148,10 @@ async def gradable_body(request: Request) -> AsyncIterator[GradeRequest | Valida
     """The grade request, as `json_body(GradeRequest)` gives it; but for a body that cannot be
     graded (not JSON, or invalid), Pydantic's error, which the route answers in the requested
     format: an autograder's result, or the usual 400 or 422."""
-    body_media_type(request)
-    read = cast(Callable[[bytes], Any], partial(validate_json, GradeRequest))
     async with AsyncExitStack() as held:
         parsed: GradeRequest | ValidationError
         try:
-            parsed = await held.enter_async_context(validated_body(request, read))
+            parsed = await held.enter_async_context(validated_json(request, GradeRequest))
         except ValidationError as error:
             parsed = error
         yield parsed
