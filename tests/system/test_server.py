@@ -4,15 +4,12 @@ and an event loop that keeps answering while a large request computes."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import signal
 import socket
 import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -20,7 +17,7 @@ import pytest
 
 from service.api import examples
 from service.cli import TCPConfig
-from tests.support.server import free_port, running_server
+from tests.support.server import running_server
 
 pytestmark = pytest.mark.slow
 
@@ -116,54 +113,6 @@ def test_readme_shows_what_the_curl_examples_print(live_server: str) -> None:
     assert run.stdout == match.group(1)
 
 
-AUTOGRADER = Path(__file__).parents[2] / "clients" / "autograders" / "gradescope" / "run_autograder"
-
-
-def test_gradescope_autograder_writes_results(live_server: str, tmp_path: Path) -> None:
-    """The README's autograder grades a student's answers against the student's own problem."""
-    (tmp_path / "submission").mkdir()
-    (tmp_path / "submission_metadata.json").write_text(
-        json.dumps({"users": [{"email": "ada@example.edu"}]})
-    )
-    shape = {"N": 3, "D_in": 2, "H": 4, "D_out": 2}
-    problem = httpx.post(
-        f"{live_server}/v1/problems", json={"seed": "ada@example.edu", "shape": shape}
-    ).json()
-    answer = httpx.post(f"{live_server}/v1/gradients", json=matrices(problem)).json()
-    answer["gradients"]["H"] = answer["gradients"]["H_relu"]  # forgot the ReLU's mask
-    del answer["gradients"]["W1"]
-    (tmp_path / "submission" / "answers.json").write_text(
-        json.dumps({"loss": answer["loss"], "gradients": answer["gradients"]})
-    )
-    run = subprocess.run(
-        [sys.executable, str(AUTOGRADER)],
-        env={**os.environ, "AUTOGRADER_ROOT": str(tmp_path), "GRADSERVE_URL": live_server},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert run.returncode == 0, run.stderr
-    results = json.loads((tmp_path / "results" / "results.json").read_text())
-    assert results["score"] == 4.0
-    statuses = {test["name"]: test["status"] for test in results["tests"]}
-    assert statuses == {
-        "loss": "passed",
-        "dloss/dY_pred": "passed",
-        "dloss/dW2": "passed",
-        "dloss/dH_relu": "passed",
-        "dloss/dH": "failed",
-        "dloss/dW1": "failed",
-    }
-    readme_excerpt = re.search(r"```python\n(with Client.+?)```", README.read_text(), re.DOTALL)
-    assert readme_excerpt, "README shows no excerpt of the autograder"
-    excerpt = " ".join(readme_excerpt.group(1).split())
-    assert excerpt in " ".join(AUTOGRADER.read_text().split())
-
-
-def matrices(problem: dict[str, object]) -> dict[str, object]:
-    return {name: problem[name] for name in ("X", "Y", "W1", "W2")}
-
-
 def test_sigterm_under_load_finishes_accepted_requests(tmp_path: Path) -> None:
     """SIGTERM while requests compute: the computing ones get their 200, the queued ones a 503
     problem with Retry-After at once, none another 5xx or a dropped connection; afterwards the
@@ -222,70 +171,3 @@ def test_the_socket_workers_share_is_declared_tcp_so_answers_are_not_delayed(hos
         connection, _ = sock.accept()
         with client, connection:
             assert connection.proto == socket.IPPROTO_TCP  # what asyncio checks before NODELAY
-
-
-def run_autograder(root: Path, **env: str) -> dict[str, Any]:
-    """Run the Gradescope autograder in `root` (laid out as Gradescope lays /autograder out):
-    it must exit 0 and write results/results.json, which is returned."""
-    run = subprocess.run(
-        [sys.executable, str(AUTOGRADER)],
-        env={**os.environ, "AUTOGRADER_ROOT": str(root), **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stderr
-    results: dict[str, Any] = json.loads((root / "results" / "results.json").read_text())
-    return results
-
-
-def gradescope_root(root: Path, answers: bytes | None) -> Path:
-    (root / "submission").mkdir(parents=True)
-    metadata = {"users": [{"email": "ada@example.edu"}]}
-    (root / "submission_metadata.json").write_text(json.dumps(metadata))
-    if answers is not None:
-        (root / "submission" / "answers.json").write_bytes(answers)
-    return root
-
-
-@pytest.mark.parametrize(
-    ("answers", "reason"),
-    [
-        (None, "no answers.json was submitted"),
-        (b'{"loss": 1.0,', "answers.json is not valid JSON"),
-        (b'{"loss": "one", "gradients": {"dW1": [[1]]}}', "is not a known field"),
-    ],
-    ids=["missing", "not JSON", "unknown key"],
-)
-def test_the_autograder_writes_a_result_for_what_it_cannot_grade(
-    live_server: str, tmp_path: Path, answers: bytes | None, reason: str
-) -> None:
-    results = run_autograder(gradescope_root(tmp_path, answers), GRADSERVE_URL=live_server)
-    assert results["score"] == 0
-    assert results["tests"] == []
-    assert "could not be graded" in results["output"]
-    assert reason in results["output"]
-
-
-def test_the_autograder_says_so_when_the_service_is_down(tmp_path: Path) -> None:
-    closed = f"http://127.0.0.1:{free_port()}"
-    root = gradescope_root(tmp_path, b'{"loss": 1.0}')
-    results = run_autograder(root, GRADSERVE_URL=closed, GRADSERVE_TIMEOUT="2")
-    assert results["score"] == 0
-    assert "the grading service did not answer" in results["output"]
-
-
-def test_the_autograder_sends_its_api_key(tmp_path: Path) -> None:
-    keys = json.dumps({"key-for-the-autograder": "grade"})
-    with running_server(env={"GRADSERVE_API_KEYS": keys}) as server:
-        keyed = run_autograder(
-            gradescope_root(tmp_path / "keyed", b'{"loss": 1.0}'),
-            GRADSERVE_URL=server.url,
-            GRADSERVE_API_KEY="key-for-the-autograder",
-        )
-        unkeyed = run_autograder(
-            gradescope_root(tmp_path / "unkeyed", b'{"loss": 1.0}'), GRADSERVE_URL=server.url
-        )
-    assert keyed["tests"][0]["name"] == "loss"
-    assert unkeyed["score"] == 0
-    assert "the grading service refused the request (401 Unauthorized" in unkeyed["output"]
