@@ -2,14 +2,18 @@
 printed with 6 significant digits, gets full marks; every slip and a single wrong entry is still
 caught; an answer right only to a few digits is told so.
 
-The students here compute on their own, in float32 with NumPy (matmul by BLAS, as PyTorch's CPU
-kernels do), from the problem as given: independent of the service's core.
+The students here compute on their own, from the problem as given, independent of the service's
+core: in float32 with NumPy, and with PyTorch (float32, its default) both by hand and by
+autograd's backward pass, each with its own matmul kernels and order of summation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
+import torch
 from numpy.typing import NDArray
 
 from service.grading.generator import Spec, ValueStyle, generate
@@ -50,6 +54,53 @@ def float32_student(P: dict[str, Array]) -> dict[str, Array]:
     return {name: np.asarray(value, dtype=np.float64) for name, value in answers.items()}
 
 
+def torch_student(P: dict[str, Array]) -> dict[str, Array]:
+    """The exercise by hand in PyTorch's float32, as a student following the derivation."""
+    X, Y, W1, W2 = (torch.tensor(P[name], dtype=torch.float32) for name in ("X", "Y", "W1", "W2"))
+    H = X @ W1
+    H_relu = torch.relu(H)
+    Y_pred = H_relu @ W2
+    dY = 2 * (Y_pred - Y)
+    dH_relu = dY @ W2.T
+    dH = dH_relu * (H > 0)
+    answers = {
+        "loss": ((Y_pred - Y) ** 2).sum(),
+        "Y_pred": dY,
+        "W2": H_relu.T @ dY,
+        "H_relu": dH_relu,
+        "H": dH,
+        "W1": X.T @ dH,
+    }
+    return {name: value.double().numpy() for name, value in answers.items()}
+
+
+def torch_autograd_student(P: dict[str, Array]) -> dict[str, Array]:
+    """The exercise by PyTorch's autograd in float32: ``loss.backward()``, with the gradients of
+    the intermediate values kept (``retain_grad``). PyTorch's ReLU passes no gradient at 0."""
+    X, Y, W1, W2 = (torch.tensor(P[name], dtype=torch.float32) for name in ("X", "Y", "W1", "W2"))
+    W1.requires_grad_()
+    W2.requires_grad_()
+    H = X @ W1
+    H_relu = torch.relu(H)
+    Y_pred = H_relu @ W2
+    for intermediate in (H, H_relu, Y_pred):
+        intermediate.retain_grad()
+    loss = ((Y_pred - Y) ** 2).sum()
+    loss.backward()  # type: ignore[no-untyped-call]  # untyped in torch 2.13
+    gradients = {"Y_pred": Y_pred, "W2": W2, "H_relu": H_relu, "H": H, "W1": W1}
+    answers = {name: tensor.grad for name, tensor in gradients.items()}
+    return {"loss": loss.detach().double().numpy()} | {
+        name: grad.double().numpy() for name, grad in answers.items() if grad is not None
+    }
+
+
+STUDENTS: dict[str, Callable[[dict[str, Array]], dict[str, Array]]] = {
+    "numpy_float32": float32_student,
+    "torch_by_hand": torch_student,
+    "torch_autograd": torch_autograd_student,
+}
+
+
 def printed(answers: dict[str, Array], digits: int) -> dict[str, Array]:
     """Each entry as printed with `digits` significant digits, and read back."""
     return {
@@ -62,14 +113,17 @@ def score(P: dict[str, Array], answers: dict[str, Array]) -> float:
     return grade(Reference.of(**P), answers, Tolerance(), {}, 0.5).score
 
 
+@pytest.mark.parametrize("student", STUDENTS)
 @pytest.mark.parametrize("values", VALUES)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("seed", range(3))
 def test_a_float32_student_gets_full_marks(
-    seed: int, shape: tuple[int, int, int, int], values: ValueStyle
+    seed: int, shape: tuple[int, int, int, int], values: ValueStyle, student: str
 ) -> None:
     P = problem(seed, shape, values)
-    assert score(P, float32_student(P)) == len(QUANTITIES)
+    answers = STUDENTS[student](P)
+    assert answers.keys() == {"loss", *QUANTITIES[1:]}
+    assert score(P, answers) == len(QUANTITIES)
 
 
 @pytest.mark.parametrize("values", VALUES)
@@ -84,17 +138,20 @@ def test_six_significant_digits_get_full_marks(
     assert score(P, printed(float32_student(P), 6)) == len(QUANTITIES)
 
 
+@pytest.mark.parametrize("student", STUDENTS)
 @pytest.mark.parametrize("values", VALUES)
 @pytest.mark.parametrize("seed", range(5))
-def test_float32_errors_are_within_the_rounding_bounds(seed: int, values: ValueStyle) -> None:
+def test_float32_errors_are_within_the_rounding_bounds(
+    seed: int, values: ValueStyle, student: str
+) -> None:
     """The claim the tolerance rests on, entry by entry, at the largest shape."""
     P = problem(seed, (64, 64, 64, 64), values)
     reference = Reference.of(**P)
     bounds = rounding_bounds(P["X"], P["Y"], P["W1"], P["W2"], reference.result)
-    student = float32_student(P)
+    answers = STUDENTS[student](P)
     for name in QUANTITIES:
         exact = np.asarray(reference.result.loss) if name == "loss" else reference.value(name)
-        assert (np.abs(student[name] - exact) <= bounds[name]).all(), name
+        assert (np.abs(answers[name] - exact) <= bounds[name]).all(), name
 
 
 @pytest.mark.parametrize("values", VALUES)
