@@ -24,6 +24,7 @@ from service.api import safetensors_codec as tensors
 from service.grading.messages import Language
 
 JSON = "application/json"
+HTML = "text/html"
 SAFETENSORS = tensors.MEDIA_TYPE
 
 WEIGHT = re.compile(r"0(\.[0-9]{0,3})?|1(\.0{0,3})?")
@@ -67,6 +68,11 @@ def prefers_safetensors(accept: str) -> bool:
 cached_prefers_safetensors = lru_cache(maxsize=256)(prefers_safetensors)
 """`prefers_safetensors`, remembered for the 256 headers used last (each of at most
 MAX_CACHED_ACCEPT characters)."""
+
+
+def prefers_html(accept: str | None) -> bool:
+    """True when `accept` gives HTML a higher weight than JSON, as browsers' headers do."""
+    return bool(accept) and quality(accept or "", HTML) > quality(accept or "", JSON)
 
 
 def quality(accept: str, media_type: str) -> float:
