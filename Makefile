@@ -5,6 +5,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+OPENAPI_TOOLS := tools/openapi/node_modules/.installed
 # FAST=1 skips the tests marked slow (real server processes); CI runs everything.
 PYTEST_ARGS := $(if $(FAST),-m "not slow",)
 
@@ -27,12 +28,19 @@ test: $(INSTALLED) ## run every test: service, Python client, JavaScript client 
 	$(BIN)/pytest $(PYTEST_ARGS)
 	cd clients/js && node --test
 
-lint: $(INSTALLED) ## ruff, mypy --strict, and the layers of service/ (import-linter)
+$(OPENAPI_TOOLS): tools/openapi/package.json tools/openapi/package-lock.json
+	cd tools/openapi && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint: $(INSTALLED) $(OPENAPI_TOOLS) ## ruff, mypy --strict, the layers of service/, and the contract's three validators
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy service tests bench conftest.py
 	$(BIN)/mypy clients/python/src clients/python/tests  # apart: it has a conftest.py of its own
 	$(BIN)/lint-imports
+	$(BIN)/openapi-spec-validator clients/openapi.json
+	tools/openapi/node_modules/.bin/redocly lint --config tools/openapi/redocly.yaml clients/openapi.json
+	$(BIN)/openapi-generator-cli validate -i clients/openapi.json
 
 format: $(INSTALLED) ## rewrite the code in ruff's format, fixing what ruff can
 	$(BIN)/ruff check --fix .
@@ -55,4 +63,4 @@ resources: $(INSTALLED) ## run every resource attack once against a real server;
 	$(BIN)/python -m tests.support.resources
 
 clean: ## remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis tools/openapi/node_modules

@@ -22,6 +22,8 @@ from service import __version__
 from service.api.admission import BodyBudget, ComputeLimiter, ParseBudget
 from service.api.fast_lane import FastLane
 from service.api.grading_schemas import (
+    GeneratedProblem,
+    GradeBatchOut,
     GradeBatchRequest,
     GradeOut,
     GradeRequest,
@@ -33,9 +35,15 @@ from service.api.grading_schemas import (
 )
 from service.api.handlers import install_problem_handlers
 from service.api.openapi import openapi_schema
-from service.api.routes import batch, gradients
+from service.api.routes import batch, front_door, gradients
 from service.api.routes.grading import router as grade_router
-from service.api.schemas import GradientsBatchRequest, GradientsRequest, ProblemMatrices
+from service.api.schemas import (
+    GradientsBatchRequest,
+    GradientsBatchResponse,
+    GradientsRequest,
+    GradientsResponse,
+    ProblemMatrices,
+)
 from service.ops.auth import ApiKeys, with_security
 from service.ops.limits import BodySizeLimit
 from service.ops.memory import MemoryTrimmer, ReturnMemory, malloc_trim
@@ -46,28 +54,58 @@ from service.settings import Settings, get_settings
 DESCRIPTION = """\
 Loss and gradients of a two-layer ReLU network without biases:
 
-    H = X W1,  H_relu = max(H, 0),  Y_pred = H_relu W2,  loss = ||Y_pred - Y||_F^2
+    X: N x D_in    W1: D_in x H    W2: H x D_out    Y: N x D_out
+    H = X W1,   H_relu = max(H, 0),   Y_pred = H_relu W2,   loss = ||Y_pred - Y||_F^2
 
 `POST /v1/gradients` answers the loss and dloss/dK for K in Y_pred, W2, H_relu, H, W1, each with
-K's shape. The ReLU passes gradient only where H > 0 (dloss/dH is 0 where H <= 0). Every error is
-an RFC 9457 problem details object (`application/problem+json`).
+K's shape; `/v1/problems` and `/v1/grade` make exercises and grade students' answers. Every error
+is an RFC 9457 problem details object (`application/problem+json`).
+
+## The derivation
+
+The gradients follow from matrix differentials: write d(loss) = tr(G^T dK), then G is dloss/dK.
+
+1. d(loss) = tr(2 (Y_pred - Y)^T dY_pred), so **dloss/dY_pred = 2 (Y_pred - Y)**.
+2. With H_relu fixed, dY_pred = H_relu dW2, so d(loss) = tr((dloss/dY_pred)^T H_relu dW2)
+   = tr((H_relu^T dloss/dY_pred)^T dW2): **dloss/dW2 = H_relu^T dloss/dY_pred**. (This is the
+   gradient with respect to W2. A common slip labels this result dloss/dH_relu.)
+3. With W2 fixed, dY_pred = dH_relu W2, so d(loss) = tr((dloss/dY_pred)^T dH_relu W2)
+   = tr((dloss/dY_pred W2^T)^T dH_relu): **dloss/dH_relu = dloss/dY_pred W2^T**.
+4. H_relu = max(H, 0) acts entrywise: where H > 0, dH_relu = dH; where H <= 0, H_relu = 0 and
+   dH_relu = 0. So **dloss/dH = dloss/dH_relu * [H > 0]** (entrywise), 0 wherever H <= 0.
+5. dH = X dW1, so d(loss) = tr((dloss/dH)^T X dW1) = tr((X^T dloss/dH)^T dW1):
+   **dloss/dW1 = X^T dloss/dH**.
+
+max(H, 0) has no derivative at H = 0; gradserve takes it as 0 there, as in step 4: dloss/dH is 0
+wherever H <= 0, including H == 0 exactly (the convention of PyTorch's `relu`).
 """
 
 
-REQUEST_MODELS: list[type[BaseModel]] = [
-    GradientsBatchRequest,
+INPUTS: list[type[BaseModel]] = [
     GradientsRequest,
+    GradientsBatchRequest,
     ProblemSpec,
     GradeRequest,
     GradeBatchRequest,
     ProblemMatrices,
     ProblemRef,
+]
+"""The request bodies, which the routes read themselves (`service.api.body`)."""
+
+OUTPUTS: list[type[BaseModel]] = [
+    GradientsResponse,
+    GradientsBatchResponse,
+    GeneratedProblem,
     GradeOut,
     GradescopeResult,
     PrairieLearnResult,
     UngradablePrairieLearnResult,
+    GradeBatchOut,
 ]
-"""Models the OpenAPI document refers to that FastAPI does not collect from the routes."""
+"""The answers' models."""
+
+SERVERS = [{"url": "/", "description": "The server that serves this document."}]
+LICENSE = {"name": "MIT", "identifier": "MIT"}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -82,6 +120,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Exact loss and gradients of a two-layer ReLU network, over HTTP.",
         description=DESCRIPTION,
+        servers=SERVERS,
+        license_info=LICENSE,
         redirect_slashes=False,
         lifespan=readiness_lifespan(),
     )
@@ -112,13 +152,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_observability(app, settings)  # added last: the outermost middleware
     app.state.readiness_checks.append(lambda: "overloaded" if limiter.full else None)
     threadpool_limits(limits=settings.blas_threads or settings.cores_per_worker)
-    for module_router in (gradients.lane_router, batch.lane_router, gradients.router, grade_router):
+    routers = (gradients.lane_router, batch.lane_router, gradients.router, grade_router)
+    for module_router in (*routers, front_door.router):
         # Added as the app's own routes, not as included routers, which FastAPI matches more
         # slowly (docs/performance.md).
         app.router.routes.extend(module_router.routes)
     install_problem_handlers(app)
     # FastAPI's documented way to extend the OpenAPI document: replace `app.openapi`.
-    app.openapi = with_security(partial(openapi_schema, app, REQUEST_MODELS))  # type: ignore[method-assign]
+    app.openapi = with_security(partial(openapi_schema, app, INPUTS, OUTPUTS))  # type: ignore[method-assign]
     return app
 
 

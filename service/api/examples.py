@@ -405,3 +405,130 @@ EMPTY_BATCH: dict[str, Any] = {
     "error_count": 1,
 }
 """The answer to a batch of no problems, `{"problems": []}`."""
+
+GRADESCOPE_RESPONSE: dict[str, Any] = {
+    "score": 1.5,
+    "output": "1.5 / 6",
+    "tests": [
+        {
+            "name": "loss",
+            "score": 1.0,
+            "max_score": 1.0,
+            "status": "passed",
+            "output": "loss is correct.",
+        },
+        {
+            "name": "dloss/dY_pred",
+            "score": 0.0,
+            "max_score": 1.0,
+            "status": "failed",
+            "output": "dloss/dY_pred is wrong in 2 of 2 entries, the first at row 1, column "
+            "1.\n"
+            "This is the right answer divided by 2: the loss is a sum of squares, "
+            "not a mean.\n"
+            "This is half the right answer: dloss/dY_pred = 2 (Y_pred - Y), and the "
+            "factor 2 seems to be missing.",
+        },
+        {
+            "name": "dloss/dW2",
+            "score": 0.5,
+            "max_score": 1.0,
+            "status": "failed",
+            "output": "dloss/dW2 is wrong in 3 of 3 entries, the first at row 1, column 1. It "
+            "is right for your dloss/dY_pred: it is wrong only because "
+            "dloss/dY_pred is (partial credit).\n"
+            "This is the right answer divided by 2: the loss is a sum of squares, "
+            "not a mean.\n"
+            "This is half the right answer: dloss/dY_pred = 2 (Y_pred - Y), and the "
+            "factor 2 seems to be missing.",
+        },
+        {
+            "name": "dloss/dH_relu",
+            "score": 0.0,
+            "max_score": 1.0,
+            "status": "failed",
+            "output": "dloss/dH_relu was not submitted.",
+        },
+        {
+            "name": "dloss/dH",
+            "score": 0.0,
+            "max_score": 1.0,
+            "status": "failed",
+            "output": "dloss/dH is wrong in 2 of 6 entries, the first at row 1, column 3.\n"
+            "The ReLU's mask is missing: the gradient passes only where H > 0.",
+        },
+        {
+            "name": "dloss/dW1",
+            "score": 0.0,
+            "max_score": 1.0,
+            "status": "failed",
+            "output": "dloss/dW1 was not submitted.",
+        },
+    ],
+}
+"""The answer of /v1/grade/gradescope to `GRADE_REQUEST`."""
+
+PRAIRIELEARN_RESPONSE: dict[str, Any] = {
+    "gradable": True,
+    "score": 0.25,
+    "message": "1.5 / 6",
+    "tests": [
+        {
+            "name": "loss",
+            "points": 1.0,
+            "max_points": 1.0,
+            "message": "loss is correct.",
+            "output": "loss is correct.",
+        },
+        {
+            "name": "dloss/dY_pred",
+            "points": 0.0,
+            "max_points": 1.0,
+            "message": "dloss/dY_pred is wrong in 2 of 2 entries, the first at row 1, column 1.",
+            "output": "dloss/dY_pred is wrong in 2 of 2 entries, the first at row 1, column "
+            "1.\n"
+            "This is the right answer divided by 2: the loss is a sum of squares, "
+            "not a mean.\n"
+            "This is half the right answer: dloss/dY_pred = 2 (Y_pred - Y), and the "
+            "factor 2 seems to be missing.",
+        },
+        {
+            "name": "dloss/dW2",
+            "points": 0.5,
+            "max_points": 1.0,
+            "message": "dloss/dW2 is wrong in 3 of 3 entries, the first at row 1, column 1. "
+            "It is right for your dloss/dY_pred: it is wrong only because "
+            "dloss/dY_pred is (partial credit).",
+            "output": "dloss/dW2 is wrong in 3 of 3 entries, the first at row 1, column 1. It "
+            "is right for your dloss/dY_pred: it is wrong only because "
+            "dloss/dY_pred is (partial credit).\n"
+            "This is the right answer divided by 2: the loss is a sum of squares, "
+            "not a mean.\n"
+            "This is half the right answer: dloss/dY_pred = 2 (Y_pred - Y), and the "
+            "factor 2 seems to be missing.",
+        },
+        {
+            "name": "dloss/dH_relu",
+            "points": 0.0,
+            "max_points": 1.0,
+            "message": "dloss/dH_relu was not submitted.",
+            "output": "dloss/dH_relu was not submitted.",
+        },
+        {
+            "name": "dloss/dH",
+            "points": 0.0,
+            "max_points": 1.0,
+            "message": "dloss/dH is wrong in 2 of 6 entries, the first at row 1, column 3.",
+            "output": "dloss/dH is wrong in 2 of 6 entries, the first at row 1, column 3.\n"
+            "The ReLU's mask is missing: the gradient passes only where H > 0.",
+        },
+        {
+            "name": "dloss/dW1",
+            "points": 0.0,
+            "max_points": 1.0,
+            "message": "dloss/dW1 was not submitted.",
+            "output": "dloss/dW1 was not submitted.",
+        },
+    ],
+}
+"""The answer of /v1/grade/prairielearn to `GRADE_REQUEST`."""

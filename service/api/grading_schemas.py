@@ -124,7 +124,8 @@ class ProblemShape(BaseModel):
 class ProblemSpec(BaseModel):
     """What to generate. The same seed and spec give the same matrices everywhere, always."""
 
-    model_config = ConfigDict(extra="forbid")
+    # echoed whole in an answer: there every field is present (ProblemSpec-Output)
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
 
     seed: Seed
     shape: ProblemShape
@@ -538,6 +539,8 @@ class QuantityGradeOut(BaseModel):
 
 class AppliedTolerance(ToleranceSpec):
     """The tolerance a grade applied, and its rule in words."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
     rule: str = (
         "|a - b| <= atol + rtol * max(|a|, |b|) + E, atol = atol_factor * max |reference entry|, "

@@ -24,11 +24,13 @@ from pydantic import (
     StrictBool,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
 from service.api.errors import ProblemDetails
+from service.api.openapi import REF_TEMPLATE
 from service.core.shapes import Fault, Signature, range_faults, shape_faults
 from service.core.workload import Workload, batch_workload, network_workload
 
@@ -201,7 +203,9 @@ class GradientsBatchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    problems: list[Any] = Field(
+    problems: list[
+        Annotated[Any, WithJsonSchema({"$ref": REF_TEMPLATE.format(model="GradientsRequest")})]
+    ] = Field(
         min_length=1,
         max_length=MAX_BATCH_PROBLEMS,
         description="Each a /v1/gradients request body (X, Y, W1, W2, options), validated "

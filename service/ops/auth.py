@@ -39,8 +39,9 @@ from typing import Any
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.api.errors import http_problem
+from service.api.errors import ProblemDetails, http_problem
 from service.api.handlers import problem_response
+from service.api.openapi import problem_responses
 from service.settings import Role, Settings
 
 PERMISSIONS: dict[Role, tuple[str, ...]] = {
@@ -259,37 +260,42 @@ class ApiKeys:
 
 
 def unauthorized(sent: bool) -> ASGIApp:
-    return problem_response(
-        http_problem(
-            401,
-            "The API key sent is not one this service accepts."
-            if sent
-            else "This endpoint needs an API key, sent as Authorization: Bearer <key> "
-            "or X-API-Key: <key>.",
-        ),
-        headers=CHALLENGE,
+    return problem_response(unauthorized_problem(sent), headers=CHALLENGE)
+
+
+def unauthorized_problem(sent: bool) -> ProblemDetails:
+    return http_problem(
+        401,
+        "The API key sent is not one this service accepts."
+        if sent
+        else "This endpoint needs an API key, sent as Authorization: Bearer <key> "
+        "or X-API-Key: <key>.",
     )
 
 
 def forbidden(role: Role) -> ASGIApp:
+    return problem_response(forbidden_problem(role))
+
+
+def forbidden_problem(role: Role) -> ProblemDetails:
     allowed = PERMISSIONS[role]
-    return problem_response(
-        http_problem(
-            403,
-            f"This API key's role is {role}, which may call only "
-            f"{' and '.join(allowed)} and the paths under {'it' if len(allowed) == 1 else 'them'}.",
-        )
+    return http_problem(
+        403,
+        f"This API key's role is {role}, which may call only "
+        f"{' and '.join(allowed)} and the paths under {'it' if len(allowed) == 1 else 'them'}.",
     )
 
 
 def too_many(per_minute: int, wait: float) -> ASGIApp:
     retry_after = max(1, math.ceil(wait))
     return problem_response(
-        http_problem(
-            429,
-            f"This API key may make {per_minute} requests a minute; retry after {retry_after} s.",
-        ),
-        headers={"Retry-After": str(retry_after)},
+        too_many_problem(per_minute, retry_after), headers={"Retry-After": str(retry_after)}
+    )
+
+
+def too_many_problem(per_minute: int, retry_after: int) -> ProblemDetails:
+    return http_problem(
+        429, f"This API key may make {per_minute} requests a minute; retry after {retry_after} s."
     )
 
 
@@ -305,16 +311,33 @@ def too_many_failures(per_minute: int, wait: float) -> ASGIApp:
     )
 
 
+KEY_PROBLEMS = {
+    401: unauthorized_problem(sent=False),
+    403: forbidden_problem("compute"),
+    429: too_many_problem(60, retry_after=12),
+}
+"""What a /v1 operation may answer where keys are configured, as documented."""
+
+
 def with_security(openapi: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
-    """`openapi` with the key schemes declared, and /v1 operations taking either one."""
+    """`openapi` with the key schemes declared: /v1 operations take either one and document the
+    answers of `ApiKeys` (401, 403, 429); the other operations declare that they need none."""
 
     def document() -> dict[str, Any]:
         schema = openapi()
         schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+        refused = problem_responses(
+            {
+                status: problem.model_dump(exclude_none=True)
+                for status, problem in KEY_PROBLEMS.items()
+            }
+        )
         for path, operations in schema["paths"].items():
-            if under(path, PROTECTED):
-                for operation in operations.values():
-                    operation["security"] = SECURITY
+            protected = under(path, PROTECTED)
+            for operation in operations.values():
+                operation["security"] = SECURITY if protected else []
+                for status, response in refused.items() if protected else ():
+                    operation["responses"].setdefault(str(status), response)  # keep the route's
         return schema
 
     return document

@@ -219,6 +219,7 @@ NOT_READY_EXAMPLE = {
 @router.head("/readyz", include_in_schema=False)
 @router.get(
     "/readyz",
+    operation_id="readyz",
     summary="200 when the service should be sent work",
     response_model=None,
     responses={

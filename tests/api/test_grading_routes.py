@@ -25,7 +25,13 @@ PROBLEM_JSON = "application/problem+json"
 
 async def test_documented_examples_are_the_real_answers(client: httpx.AsyncClient) -> None:
     document = (await client.get("/openapi.json")).json()
-    for path in ("/v1/problems", "/v1/grade", "/v1/grade/batch"):
+    for path in (
+        "/v1/problems",
+        "/v1/grade",
+        "/v1/grade/gradescope",
+        "/v1/grade/prairielearn",
+        "/v1/grade/batch",
+    ):
         operation = document["paths"][path]["post"]
         request = operation["requestBody"]["content"]["application/json"]["example"]
         answer = await client.post(path, json=request)
@@ -452,7 +458,7 @@ async def test_problems_refuse_a_scale_whose_products_underflow(
     least = {"seed": 1, "shape": SMALL, "values": "normal", "scale": 1.5e-154}
     assert (await client.post("/v1/problems", json=least)).status_code == 200
     document = (await client.get("/openapi.json")).json()
-    scale_schema = document["components"]["schemas"]["ProblemSpec"]["properties"]["scale"]
+    scale_schema = document["components"]["schemas"]["ProblemSpec-Input"]["properties"]["scale"]
     assert scale_schema["minimum"] == 1.5e-154
     assert "from 1.5e-154 to 1e+100" in scale_schema["description"]
 
@@ -606,3 +612,22 @@ async def test_gradescope_visibility_is_set_per_request(client: httpx.AsyncClien
     assert refused["visibility"] == "after_published"
     wrong = await client.post("/v1/grade?format=gradescope&visibility=soon", json=body)
     assert wrong.status_code == 422
+
+
+@pytest.mark.parametrize("platform", ["gradescope", "prairielearn"])
+@pytest.mark.parametrize(
+    "body",
+    [examples.GRADE_REQUEST, {**examples.GRADE_REQUEST, "submission": {"dW1": [[1]]}}],
+    ids=["gradable", "ungradable"],
+)
+async def test_a_platforms_operation_answers_as_format_did(
+    client: httpx.AsyncClient, platform: str, body: dict[str, Any]
+) -> None:
+    """/v1/grade/<platform> is the documented form of /v1/grade?format=<platform>, which the
+    callers written before it keep."""
+    query = "visibility=after_published" if platform == "gradescope" else ""
+    operation = await client.post(f"/v1/grade/{platform}?{query}", json=body)
+    format = await client.post(f"/v1/grade?format={platform}&{query}", json=body)
+    assert operation.status_code == format.status_code == 200
+    assert operation.json() == format.json()
+    assert ("visibility" in operation.json()) == (platform == "gradescope")

@@ -14,9 +14,10 @@ which keeps its values), so that "valid requests are accepted" is checked on req
 valid. Two 422 answers say not that a request is wrong but that it has no answer: the result
 overflows (`non-finite-result`) or no problem instance meets the spec (`generation-failed`); for
 those alone "valid requests are accepted" is waived (`waive_no_answer`), and every other check
-still runs on them. And under ``?format=gradescope`` or ``?format=prairielearn``, /v1/grade
-answers a body it cannot grade with that autograder's result, as documented: for those alone
-"invalid requests are rejected" is waived (`ungradable_result`).
+still runs on them. And /v1/grade/gradescope and /v1/grade/prairielearn answer a body they
+cannot grade with that autograder's result, as documented: for those alone "invalid requests
+are rejected" is waived (`ungradable_result`), as it is where /v1/gradients/batch answers an
+invalid problem with a 422 of its own among the others' answers (`refused_in_the_batch`).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ OPERATIONS = {
     "POST /v1/gradients",
     "POST /v1/problems",
     "POST /v1/grade",
+    "POST /v1/grade/gradescope",
+    "POST /v1/grade/prairielearn",
     "POST /v1/grade/batch",
     "GET /healthz",
 }
@@ -126,24 +129,33 @@ def waive_documented_answers(
 ) -> bool:
     """Keep every failure but two kinds, which the document itself explains: "valid request
     rejected" by a 422 that says it has no answer, and "invalid request accepted" where an
-    autograder's format answers an ungradable submission with that autograder's result."""
+    autograder's format answers an ungradable submission with that autograder's result, or a
+    batch answers an invalid problem with its own 422."""
     if isinstance(failure, AcceptedNegativeData):
-        return not ungradable_result(case, response)
+        return not (ungradable_result(case, response) or refused_in_the_batch(case, response))
     if not isinstance(failure, RejectedPositiveData) or response.status_code != 422:
         return True
     problem = response.json()
     return not (isinstance(problem, dict) and problem.get("type") in NO_ANSWER)
 
 
+def refused_in_the_batch(case: Case[Any], response: Response) -> bool:
+    """A 200 of /v1/gradients/batch whose answer refuses some problem with its own 422."""
+    if case.operation.path != "/v1/gradients/batch" or response.status_code != 200:
+        return False
+    results = response.json()["results"]
+    return any(result.get("status") == 422 for result in results)
+
+
 def ungradable_result(case: Case[Any], response: Response) -> bool:
-    """A 200 of /v1/grade in an autograder's format saying the submission cannot be graded."""
-    if case.operation.path != "/v1/grade" or response.status_code != 200:
+    """A 200 of /v1/grade/gradescope or /v1/grade/prairielearn saying the submission cannot be
+    graded."""
+    if response.status_code != 200:
         return False
     answer = response.json()
-    format = (case.query or {}).get("format")
-    if format == "prairielearn":
+    if case.operation.path == "/v1/grade/prairielearn":
         return bool(answer.get("gradable") is False and answer.get("format_errors"))
-    if format == "gradescope":
+    if case.operation.path == "/v1/grade/gradescope":
         return bool(answer.get("tests") == [] and "could not be graded" in answer.get("output"))
     return False
 
@@ -158,7 +170,7 @@ def follow_unstated_rules(case: Case[Any]) -> None:
         if body.get("options", {}).get("dtype") == "float32":
             for name in ("X", "Y", "W1", "W2"):
                 body[name] = [[_within_float32(x) for x in row] for row in body[name]]
-    elif case.operation.path in ("/v1/grade", "/v1/grade/batch"):
+    elif case.operation.path.startswith("/v1/grade"):
         issued = issued_problem_id(case)
         items = body.get("items", [])
         if body.get("problem") is None and any(item.get("problem") is None for item in items):

@@ -102,6 +102,45 @@ class TestKeys:
             "or X-API-Key: <key>.",
         }
 
+    async def test_the_documented_refusals_are_the_real_ones(
+        self, client: httpx.AsyncClient, settings: Settings
+    ) -> None:
+        """Every /v1 operation documents ApiKeys' 401, 403 and 429 with their headers; the
+        examples are what a missing key, the compute role off its paths, and a spent limit get
+        (the 429 but for its figures)."""
+        document = (await client.get("/openapi.json")).json()
+        real = {
+            401: await client.post("/v1/problems", json=examples.PROBLEM_SPEC),
+            403: await client.post(
+                "/v1/problems", json=examples.PROBLEM_SPEC, headers=bearer(KEY["compute"])
+            ),
+        }
+        limited = create_app(settings.model_copy(update={"rate_limit_per_minute": 1}))
+        transport = httpx.ASGITransport(app=limited)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as limited_client:
+            for _ in range(2):
+                real[429] = await limited_client.post(
+                    "/v1/problems", json=examples.PROBLEM_SPEC, headers=bearer(KEY["grade"])
+                )
+        for path, operations in document["paths"].items():
+            if not path.startswith("/v1/"):
+                continue
+            for status, answer in real.items():
+                documented = operations["post"]["responses"][str(status)]
+                assert answer.status_code == status
+                for header in documented.get("headers", {}):
+                    assert header.lower() in answer.headers, (path, status, header)
+                example = documented["content"][PROBLEM_JSON]["example"]
+                if status == 403 and path.startswith("/v1/grade"):
+                    assert example == examples.REVEAL_REFUSED  # the route's own 403
+                elif status == 429:
+                    assert (
+                        answer.json()["detail"].split(";")[0]
+                        == example["detail"].replace("60", "1").split(";")[0]
+                    )
+                else:
+                    assert answer.json() == example, (path, status)
+
     @pytest.mark.parametrize(
         "headers",
         [
@@ -536,8 +575,8 @@ async def test_the_document_declares_both_schemes(client: httpx.AsyncClient) -> 
     }
     for path, operations in document["paths"].items():
         for operation in operations.values():
-            expected: list[dict[str, list[str]]] | None = (
-                [{"bearer": []}, {"apiKey": []}, {}] if path.startswith("/v1/") else None
+            expected: list[dict[str, list[str]]] = (
+                [{"bearer": []}, {"apiKey": []}, {}] if path.startswith("/v1/") else []
             )
             assert operation.get("security") == expected, path
 

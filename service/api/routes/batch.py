@@ -41,6 +41,7 @@ lane_router = APIRouter()
 
 @lane_router.post(
     "/v1/gradients/batch",
+    operation_id="gradients_batch",
     summary="Loss and gradients of many problems; equal shapes computed together",
     tags=["gradients"],
     response_model=GradientsBatchResponse,

@@ -34,16 +34,22 @@ lane_router = APIRouter()
 
 
 SAFETENSORS_BODY = {
-    "schema": {"type": "string", "format": "binary"},
-    "description": "The same request as safetensors: tensors X, Y, W1, W2 (F64 or F32), the "
-    "options as strings in __metadata__ (service/api/safetensors_codec.py gives the layout and "
-    "the rules).",
+    "schema": {
+        "type": "string",
+        "format": "binary",
+        "description": "The same request as safetensors: tensors X, Y, W1, W2 (F64 or F32), the "
+        "options as strings in __metadata__ (service/api/safetensors_codec.py gives the layout "
+        "and the rules).",
+    }
 }
 SAFETENSORS_ANSWER = {
-    "schema": {"type": "string", "format": "binary"},
-    "description": "The same answer as safetensors, sent when Accept rates it above JSON: "
-    'tensors "loss" (shape []), "gradients.<name>" and, if asked, "forward.<name>", in the '
-    "computation's dtype (service/api/safetensors_codec.py gives the layout).",
+    "schema": {
+        "type": "string",
+        "format": "binary",
+        "description": "The same answer as safetensors, sent when Accept rates it above JSON: "
+        'tensors "loss" (shape []), "gradients.<name>" and, if asked, "forward.<name>", in the '
+        "computation's dtype (service/api/safetensors_codec.py gives the layout).",
+    }
 }
 
 
@@ -56,6 +62,7 @@ def gradients_request_body() -> dict[str, Any]:
 
 @lane_router.post(
     "/v1/gradients",
+    operation_id="gradients",
     summary="Loss and all five gradients of the two-layer ReLU network",
     tags=["gradients"],
     response_model=GradientsResponse,
@@ -210,6 +217,7 @@ class ChunksResponse(Response):
 @router.head("/healthz", include_in_schema=False)
 @router.get(
     "/healthz",
+    operation_id="healthz",
     summary="200 when the service can compute",
     tags=["operations"],
     responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},

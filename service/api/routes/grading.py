@@ -25,13 +25,16 @@ from service.api.grading_schemas import (
     GradeBatchRequest,
     GradeOut,
     GradeRequest,
+    GradescopeResult,
     GradingOptions,
+    PrairieLearnResult,
     ProblemRef,
     ProblemSpec,
     Submission,
+    UngradablePrairieLearnResult,
 )
-from service.api.negotiation import language
-from service.api.openapi import REF_TEMPLATE, json_request_body, problem_responses
+from service.api.negotiation import JSON, language
+from service.api.openapi import json_request_body, problem_responses
 from service.api.reports import (
     grade_out,
     gradescope,
@@ -77,6 +80,7 @@ def accept_language(accept_language: Annotated[str | None, Header()] = None) -> 
 
 @router.post(
     "/problems",
+    operation_id="create_problem",
     summary="A problem instance generated from a seed",
     response_model=GeneratedProblem,
     openapi_extra=json_request_body(ProblemSpec, examples.PROBLEM_SPEC),
@@ -157,67 +161,128 @@ async def gradable_body(request: Request) -> AsyncIterator[GradeRequest | Valida
         yield parsed
 
 
+VisibilityQuery = Annotated[
+    Visibility | None,
+    Query(
+        description="When students see the results: Gradescope's own default (visible) if left "
+        "out; after_published hides them until grades are published."
+    ),
+]
+StdoutVisibilityQuery = Annotated[
+    Visibility | None,
+    Query(description="When students see the autograder's output (Gradescope's default if out)."),
+]
+GradableBody = Annotated[GradeRequest | ValidationError, Depends(gradable_body)]
+Caller = Annotated[Role | None, Depends(caller_role)]
+Lang = Annotated[Language, Depends(accept_language)]
+AppSettings = Annotated[Settings, Depends(app_settings)]
+
+UNGRADABLE = (
+    "A body that cannot be graded (not JSON, wrong types, unknown keys) is a result too, not a "
+    "400 or 422, so the student always gets feedback"
+)
+
+
+def platform_answer(example: dict[str, Any], description: str) -> dict[int | str, Any]:
+    """`responses` of a grade route: its 200 with `example`, and its problem details."""
+    return {
+        200: {"description": description, "content": {JSON: {"example": example}}},
+        **problem_responses(GRADE_PROBLEMS),
+    }
+
+
 @router.post(
     "/grade",
+    operation_id="grade",
     summary="Grade one submission: status, errors and diagnoses per quantity",
-    response_model=None,
+    response_model=GradeOut,
+    response_model_exclude_none=True,
     openapi_extra=json_request_body(GradeRequest, examples.GRADE_REQUEST),
-    responses={
-        200: {
-            "description": "The grade; with ?format=gradescope or ?format=prairielearn, that "
-            "autograder's result format instead. In those formats a body that cannot be graded "
-            "(not JSON, wrong types, unknown keys) is a result too, not a 400 or 422: "
-            "Gradescope's with score 0 and the faults in its output, PrairieLearn's with "
-            "gradable false and the faults in format_errors (the student keeps the attempt).",
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "anyOf": [
-                            {"$ref": REF_TEMPLATE.format(model=model)}
-                            for model in (
-                                "GradeOut",
-                                "GradescopeResult",
-                                "PrairieLearnResult",
-                                "UngradablePrairieLearnResult",
-                            )
-                        ]
-                    },
-                    "example": examples.GRADE_RESPONSE,
-                }
-            },
-        },
-        **problem_responses(GRADE_PROBLEMS),
-    },
+    responses=platform_answer(examples.GRADE_RESPONSE, "The grade."),
 )
 def post_grade(
-    request: Annotated[GradeRequest | ValidationError, Depends(gradable_body)],
-    settings: Annotated[Settings, Depends(app_settings)],
-    lang: Annotated[Language, Depends(accept_language)],
-    role: Annotated[Role | None, Depends(caller_role)],
-    format: Annotated[Format, Query(description="json, or an autograder's format.")] = "json",
-    visibility: Annotated[
-        Visibility | None,
-        Query(
-            description="With format=gradescope: when students see the results (Gradescope's "
-            "own default, visible, if left out; after_published hides them until grades are "
-            "published). Other formats ignore it."
-        ),
-    ] = None,
-    stdout_visibility: Annotated[
-        Visibility | None,
-        Query(description="With format=gradescope: when students see the autograder's output."),
-    ] = None,
+    request: GradableBody,
+    settings: AppSettings,
+    lang: Lang,
+    role: Caller,
+    format: Annotated[Format, Query(include_in_schema=False)] = "json",
+    visibility: Annotated[Visibility | None, Query(include_in_schema=False)] = None,
+    stdout_visibility: Annotated[Visibility | None, Query(include_in_schema=False)] = None,
 ) -> JSONResponse:
     """Shape before values; then each entry within |a - b| <= atol + rtol * max(|a|, |b|) + E.
-    Messages in Chinese with Accept-Language: zh."""
+    Messages in Chinese with Accept-Language: zh.
+
+    ``?format=gradescope`` and ``?format=prairielearn`` (with ``visibility`` and
+    ``stdout_visibility``) answer as /v1/grade/gradescope and /v1/grade/prairielearn do: kept
+    for the callers written before those operations, left out of the document."""
     shown = {"visibility": visibility, "stdout_visibility": stdout_visibility}
+    return JSONResponse(graded_as(format, request, settings, role, lang, shown))
+
+
+@router.post(
+    "/grade/gradescope",
+    operation_id="grade_gradescope",
+    summary="Grade one submission as Gradescope's results.json",
+    response_model=GradescopeResult,
+    response_model_exclude_none=True,
+    openapi_extra=json_request_body(GradeRequest, examples.GRADE_REQUEST),
+    responses=platform_answer(
+        examples.GRADESCOPE_RESPONSE,
+        f"Gradescope's results.json: one test per quantity. {UNGRADABLE}: score 0 with the "
+        "faults in its output.",
+    ),
+)
+def post_grade_gradescope(
+    request: GradableBody,
+    settings: AppSettings,
+    lang: Lang,
+    role: Caller,
+    visibility: VisibilityQuery = None,
+    stdout_visibility: StdoutVisibilityQuery = None,
+) -> JSONResponse:
+    """The grade as /v1/grade gives it, written as the ``results.json`` a Gradescope autograder
+    leaves in /autograder/results; ``visibility`` and ``stdout_visibility`` are Gradescope's."""
+    shown = {"visibility": visibility, "stdout_visibility": stdout_visibility}
+    return JSONResponse(graded_as("gradescope", request, settings, role, lang, shown))
+
+
+@router.post(
+    "/grade/prairielearn",
+    operation_id="grade_prairielearn",
+    summary="Grade one submission as a PrairieLearn external-grader result",
+    response_model=PrairieLearnResult | UngradablePrairieLearnResult,
+    openapi_extra=json_request_body(GradeRequest, examples.GRADE_REQUEST),
+    responses=platform_answer(
+        examples.PRAIRIELEARN_RESPONSE,
+        f"PrairieLearn's results.json: a score in [0, 1], one test per quantity. {UNGRADABLE}: "
+        "gradable false with the faults in format_errors (the student keeps the attempt).",
+    ),
+)
+def post_grade_prairielearn(
+    request: GradableBody, settings: AppSettings, lang: Lang, role: Caller
+) -> JSONResponse:
+    """The grade as /v1/grade gives it, written as the results.json a PrairieLearn external
+    grader leaves in /grade/results."""
+    return JSONResponse(graded_as("prairielearn", request, settings, role, lang, {}))
+
+
+def graded_as(
+    format: Format,
+    request: GradeRequest | ValidationError,
+    settings: Settings,
+    role: Role | None,
+    lang: Language,
+    shown: dict[str, Visibility | None],
+) -> dict[str, Any]:
+    """The grade of `request` in `format`. A body that cannot be graded is, in an autograder's
+    format, that platform's result; in JSON, the 400 or 422 raised."""
     if isinstance(request, ValidationError):
         if format == "json":
             raise request
         problem = validation_problem(request.errors(include_url=False))
         if format == "gradescope":
-            return JSONResponse(with_visibility(ungradable_gradescope(problem), **shown))
-        return JSONResponse(ungradable_prairielearn(problem))
+            return with_visibility(ungradable_gradescope(problem), **shown)
+        return ungradable_prairielearn(problem)
     check_reveal(request, settings, role)
     with timed_compute("grade"):
         reference, problem_id = resolve(request.problem)
@@ -229,17 +294,15 @@ def post_grade(
             errors_visible=reference_visible(settings, role),
         )
     if format == "gradescope":
-        return JSONResponse(with_visibility(gradescope(graded), **shown))
-    renderers = {"json": json_grade, "prairielearn": prairielearn}
-    return JSONResponse(renderers[format](graded))
-
-
-def json_grade(graded: GradeOut) -> dict[str, Any]:
+        return with_visibility(gradescope(graded), **shown)
+    if format == "prairielearn":
+        return prairielearn(graded)
     return graded.model_dump(mode="json", exclude_none=True)
 
 
 @router.post(
     "/grade/batch",
+    operation_id="grade_batch",
     summary="Grade many submissions, with class-wide counts of each diagnosis",
     response_model=GradeBatchOut,
     response_model_exclude_none=True,
