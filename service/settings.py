@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     cors_origins: WebOrigins = Field(
         default_factory=list,
         description="Origins of the web pages that may call the service from a browser (CORS), "
-        'comma-separated or as a JSON list ("https://course.example.edu"), or * for any; '
+        'comma-separated or as a JSON list (["https://course.example.edu"]), or * for any; '
         "empty: none.",
     )
     access_log: bool = Field(default=True, description="JSON access log lines on stdout.")
