@@ -2,9 +2,10 @@
 
 The app holds the routes of `service.api.routes` and `service.ops.observability`, one problem
 details handler per kind of error (`service.api.handlers`), and this middleware, outermost
-first: `Observability` (request ids, metrics, access log), `GracefulShutdown` (the queue refused
-at once on SIGTERM, a 503 for work cut short), `ReturnMemory` (free memory returned to the
-system after large requests), `ApiKeys`, `BodySizeLimit`, `FastLane`; then FastAPI's exception
+first: `Observability` (request ids, metrics, access log), Starlette's `CORSMiddleware` where
+origins are allowed (`service.ops.cors`), `GracefulShutdown` (the queue refused at once on
+SIGTERM, a 503 for work cut short), `ReturnMemory` (free memory returned to the system after
+large requests), `ApiKeys`, `BodySizeLimit`, `FastLane`; then FastAPI's exception
 middleware and router. Its lifespan marks it started and stopping, for /readyz; its OpenAPI
 document declares the API key schemes.
 """
@@ -45,6 +46,7 @@ from service.api.schemas import (
     ProblemMatrices,
 )
 from service.ops.auth import ApiKeys, with_security
+from service.ops.cors import add_cors
 from service.ops.limits import BodySizeLimit
 from service.ops.memory import MemoryTrimmer, ReturnMemory, malloc_trim
 from service.ops.observability import install_observability, readiness_lifespan
@@ -149,6 +151,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         GracefulShutdown, on_exit=limiter.close, retry_after=settings.retry_after_seconds
     )
+    # Outside every refusal, so that a page on an allowed origin can read each one, and outside
+    # ApiKeys, so that a preflight needs no key; inside Observability, so that a preflight has
+    # a request id and is counted and logged.
+    add_cors(app, settings.cors_origins)
     install_observability(app, settings)  # added last: the outermost middleware
     app.state.readiness_checks.append(lambda: "overloaded" if limiter.full else None)
     threadpool_limits(limits=settings.blas_threads or settings.cores_per_worker)

@@ -6,12 +6,14 @@ so that tests can set any of them.
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
-from typing import Literal, Self, get_args
+from typing import Annotated, Literal, Self, get_args
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Role = Literal["compute", "grade", "instructor"]
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -22,6 +24,36 @@ BODIES_IN_FLIGHT = 4
 """Bodies of the largest size a worker reads or holds at once by default
 (`Settings.body_bytes_in_flight`): enough for the computation slots of a 2-core worker and two
 uploads waiting for them."""
+
+
+ANY_ORIGIN = "*"
+
+
+def web_origin(origin: str) -> str:
+    """`origin` as a browser sends it in ``Origin``, ``scheme://host[:port]`` in lower case, or
+    `ANY_ORIGIN`; a path, even a lone trailing slash, would never match, so it is refused."""
+    if origin == ANY_ORIGIN:
+        return origin
+    parts = urlsplit(origin)
+    if not (parts.scheme and parts.netloc) or parts.path or parts.query or parts.fragment:
+        raise ValueError(
+            f"{origin!r} is not an origin: give scheme://host[:port], as in "
+            "https://course.example.edu or http://127.0.0.1:5173, with no path or trailing slash"
+        )
+    return origin.lower()
+
+
+def any_origin_alone(origins: list[str]) -> list[str]:
+    """`ANY_ORIGIN` already allows every origin: listed beside others, it is a mistake."""
+    if ANY_ORIGIN in origins and len(origins) > 1:
+        raise ValueError(f"{ANY_ORIGIN} allows every origin: list it alone or not at all")
+    return origins
+
+
+WebOrigins = Annotated[
+    list[Annotated[str, AfterValidator(web_origin)]], NoDecode, AfterValidator(any_origin_alone)
+]
+"""Origins of web pages, read from comma-separated text or a JSON list (`Settings.cors_origins`)."""
 
 
 class Settings(BaseSettings):
@@ -83,6 +115,12 @@ class Settings(BaseSettings):
     allow_reveal: bool = Field(
         default=False, description="Whether /v1/grade may answer reference values when asked."
     )
+    cors_origins: WebOrigins = Field(
+        default_factory=list,
+        description="Origins of the web pages that may call the service from a browser (CORS), "
+        'comma-separated or as a JSON list (["https://course.example.edu"]), or * for any; '
+        "empty: none.",
+    )
     access_log: bool = Field(default=True, description="JSON access log lines on stdout.")
     max_body_bytes_in_flight: int | None = Field(
         default=None,
@@ -116,6 +154,19 @@ class Settings(BaseSettings):
                 if not isinstance(key, str) or not key or key != key.strip():
                     raise ValueError("a key is empty or has spaces around it")
         return keys
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def origins_from_text(cls, origins: object) -> object:
+        """Text is a JSON list if it starts with "[", else origins separated by commas."""
+        if not isinstance(origins, str):
+            return origins
+        if origins.lstrip().startswith("["):
+            try:
+                return json.loads(origins)
+            except ValueError as error:
+                raise ValueError(f"starts with [ but is not a JSON list: {error}") from None
+        return [origin.strip() for origin in origins.split(",") if origin.strip()]
 
     @property
     def cores_per_worker(self) -> int:

@@ -256,6 +256,16 @@ export class GradserveTimeoutError extends TransportError {
   timeoutMs: number;
 }
 
+/**
+ * In a browser: fetch failed for a service on another origin that is reachable, most likely a
+ * CORS refusal of the page's origin. Not retried.
+ */
+export class CorsError extends GradserveError {
+  constructor(origin: string, options: { cause?: unknown; request: SentRequest });
+  /** The page's origin, the one the service must allow. */
+  origin: string;
+}
+
 /** The fields a ProblemError is built from. */
 export interface ProblemErrorFields {
   status: number;

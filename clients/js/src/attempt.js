@@ -7,13 +7,14 @@
  *
  * - the caller aborted: the signal's `reason`, unchanged (as fetch itself does);
  * - the limit passed: `GradserveTimeoutError`;
- * - fetch rejected with a TypeError (its network error): `ConnectError`;
+ * - fetch rejected with a TypeError (its network error): `ConnectError`, or `CorsError` in a
+ *   browser when the service is on another origin and reachable (`corsRefusal`);
  * - the connection broke while the body was read: `TransportError`;
  * - anything else (a bug in an injected fetch, say): the error, unchanged.
  */
 
 import { isSafetensors } from "./answer.js";
-import { ConnectError, GradserveTimeoutError, TransportError } from "./errors.js";
+import { ConnectError, CorsError, GradserveTimeoutError, TransportError } from "./errors.js";
 
 /**
  * Send one request and read its answer.
@@ -61,7 +62,10 @@ export async function attempt(fetchFn, url, init, { timeoutMs, signal, request }
     try {
       response = await fetchFn(url, { ...init, signal: controller.signal });
     } catch (cause) {
-      throw failure(cause, ConnectError, "could not send");
+      const origin = cause instanceof TypeError && (await corsRefusal(fetchFn, url, controller));
+      throw origin
+        ? new CorsError(origin, { cause, request })
+        : failure(cause, ConnectError, "could not send");
     }
     try {
       if (response.ok && isSafetensors(response.headers.get("content-type"))) {
@@ -74,6 +78,31 @@ export async function attempt(fetchFn, url, init, { timeoutMs, signal, request }
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener("abort", onCallerAbort);
+  }
+}
+
+/**
+ * In a browser, fetch rejects with the same bare TypeError whether the network failed or CORS
+ * kept the answer from the page. For a service on another origin, one request the browser sends
+ * without CORS (`mode: "no-cors"`: HEAD of the service's origin, no headers, an opaque answer)
+ * tells them apart: if it gets an answer, the service is reachable. Gives the page's origin
+ * then; false outside a browser, for the page's own origin, or when the check fails too.
+ *
+ * @param {(url: string, init: RequestInit) => Promise<Response>} fetchFn
+ * @param {string} url
+ * @param {AbortController} controller  Its signal, the attempt's, bounds the check.
+ * @returns {Promise<string | false>}
+ */
+async function corsRefusal(fetchFn, url, controller) {
+  const page = globalThis.location;
+  if (!page || controller.signal.aborted) return false;
+  const service = new URL(url, page.href).origin;
+  if (service === page.origin) return false;
+  try {
+    await fetchFn(`${service}/`, { method: "HEAD", mode: "no-cors", signal: controller.signal });
+    return page.origin;
+  } catch {
+    return false;
   }
 }
 

@@ -5,6 +5,8 @@
  *     ├── TransportError             no complete answer came back
  *     │   ├── ConnectError           the network failed: refused, unreachable, reset (retried)
  *     │   └── GradserveTimeoutError  one attempt took longer than `timeoutMs` (not retried)
+ *     ├── CorsError                  in a browser: the service on another origin is
+ *     │                              reachable, its answer kept from the page (not retried)
  *     └── ProblemError               the server answered with an error status
  *         ├── ClientError            4xx: the request is at fault (never retried)
  *         │   └── ValidationError    400 (malformed JSON) or 422 (not a valid problem)
@@ -60,6 +62,30 @@ export class GradserveTimeoutError extends TransportError {
   constructor(timeoutMs, options = {}) {
     super(`no answer within ${timeoutMs} ms`, options);
     this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * In a browser, fetch failed with a network error for a service on another origin, yet the
+ * service is reachable: most likely the browser refused the page the answer because the service
+ * does not allow the page's origin (CORS; the service's GRADSERVE_CORS_ORIGINS). Browsers do not
+ * say so to the page, only in their console. Not retried: it would be refused again.
+ *
+ * @property {string} origin  The page's origin, the one the service must allow.
+ */
+export class CorsError extends GradserveError {
+  /**
+   * @param {string} origin
+   * @param {{ cause?: unknown, request: { method: string, url: string } }} options
+   */
+  constructor(origin, { cause, request }) {
+    super(
+      `the browser gave this page (origin ${origin}) no answer to ${request.method} ` +
+        `${request.url}, though the service is reachable: most likely a CORS refusal, ` +
+        `the service not allowing this origin (GRADSERVE_CORS_ORIGINS)`,
+      { cause, request },
+    );
+    this.origin = origin;
   }
 }
 

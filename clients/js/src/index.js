@@ -17,6 +17,7 @@ export {
 export {
   ClientError,
   ConnectError,
+  CorsError,
   GradserveError,
   GradserveTimeoutError,
   ProblemError,

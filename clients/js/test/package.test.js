@@ -11,6 +11,7 @@ const read = (path) => readFileSync(new URL(path, import.meta.url), "utf8");
 const EXPORTS = [
   "ClientError",
   "ConnectError",
+  "CorsError",
   "DEFAULT_BASE_URL",
   "DEFAULT_CONCURRENCY",
   "DEFAULT_GRADIENTS_OPTIONS",
