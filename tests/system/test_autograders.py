@@ -30,6 +30,18 @@ SHAPE = {"N": 3, "D_in": 2, "H": 4, "D_out": 2}
 LABELS = ("loss", "dloss/dY_pred", "dloss/dW2", "dloss/dH_relu", "dloss/dH", "dloss/dW1")
 
 
+UNGRADABLE = pytest.mark.parametrize(
+    ("answers", "reason"),
+    [
+        (None, "no answers.json was submitted"),
+        (b'{"loss": 1.0,', "answers.json is not valid JSON"),
+        (b'{"loss": "one", "gradients": {"dW1": [[1]]}}', "is not a known field"),
+    ],
+    ids=["missing", "not JSON", "unknown key"],
+)
+"""Submissions neither autograder can grade, and the reason each must give."""
+
+
 def answers_with_two_slips(problem: dict[str, Any]) -> dict[str, Any]:
     """The problem's answers by the independent reference, with the ReLU's mask forgotten in
     dloss/dH and dloss/dW1 left out: right in four quantities, wrong or missing in two."""
@@ -93,15 +105,7 @@ def test_gradescope_autograder_grades_against_the_students_own_problem(
     readme_shows_excerpt_of(GRADESCOPE)
 
 
-@pytest.mark.parametrize(
-    ("answers", "reason"),
-    [
-        (None, "no answers.json was submitted"),
-        (b'{"loss": 1.0,', "answers.json is not valid JSON"),
-        (b'{"loss": "one", "gradients": {"dW1": [[1]]}}', "is not a known field"),
-    ],
-    ids=["missing", "not JSON", "unknown key"],
-)
+@UNGRADABLE
 def test_the_gradescope_autograder_writes_a_result_for_what_it_cannot_grade(
     live_server: str, tmp_path: Path, answers: bytes | None, reason: str
 ) -> None:
@@ -198,15 +202,7 @@ def test_prairielearn_grader_grades_the_questions_problem(
     assert "The ReLU's mask is missing" in masked["output"]
 
 
-@pytest.mark.parametrize(
-    ("answers", "reason"),
-    [
-        (None, "no answers.json was submitted"),
-        (b'{"loss": 1.0,', "answers.json is not valid JSON"),
-        (b'{"loss": "one", "gradients": {"dW1": [[1]]}}', "is not a known field"),
-    ],
-    ids=["missing", "not JSON", "unknown key"],
-)
+@UNGRADABLE
 def test_the_prairielearn_grader_does_not_count_what_it_cannot_grade(
     live_server: str,
     tmp_path: Path,
