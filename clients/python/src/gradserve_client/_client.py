@@ -60,7 +60,7 @@ from gradserve_client._grading_calls import (
     problem_body,
     problem_spec,
 )
-from gradserve_client._many import Outcome, Part, batch_body, batch_outcomes, fallback, plan
+from gradserve_client._many import Outcome, _Part, batch_body, batch_outcomes, fallback, plan
 from gradserve_client._models import GradientsResult, Shapes
 from gradserve_client._retry import retry_delay
 
@@ -159,12 +159,12 @@ class Client:
         calls = problem_calls(problems)
         results: list[Outcome | None] = [None] * len(calls)
 
-        def send(part: Part) -> None:
+        def send(part: _Part) -> None:
             for position, outcome in self._part_outcomes(calls, part):
                 results[position] = outcome
 
         with ThreadPoolExecutor(concurrency, thread_name_prefix="gradserve") as pool:
-            list(pool.map(send, plan(calls, batch)))
+            list(pool.map(send, plan(calls, batch, concurrency)))
         return cast(list[GradientsResult | GradserveError], results)
 
     def gradients_batch(
@@ -355,7 +355,7 @@ class Client:
         request = self._http.build_request(method, path, content=body, headers=sent)
         return read_answer(self._send(request)), request
 
-    def _part_outcomes(self, calls: list[dict[str, Any]], part: Part) -> list[tuple[int, Outcome]]:
+    def _part_outcomes(self, calls: list[dict[str, Any]], part: _Part) -> list[tuple[int, Outcome]]:
         """The outcome of each problem of `part`, by its position; a batch refused as a whole
         is sent again as `fallback` says, or gives each of its problems that error."""
         if not part.batched:
