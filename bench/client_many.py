@@ -12,6 +12,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -59,9 +60,9 @@ def main() -> None:
         for name, count, shape in CASES:
             work = problems(count, shape)
             ways: dict[str, Callable[[], list[Any]]] = {
-                "batch (default)": lambda w=work: client.gradients_many(w),
-                "batch in 1 part": lambda w=work: client.gradients_many(w, concurrency=1),
-                "one by one (batch=False)": lambda w=work: client.gradients_many(w, batch=False),
+                "batch (default)": partial(client.gradients_many, work),
+                "batch in 1 part": partial(client.gradients_many, work, concurrency=1),
+                "one by one (batch=False)": partial(client.gradients_many, work, batch=False),
             }
             times: dict[str, list[float]] = {way: [] for way in ways}
             for run in ways.values():
