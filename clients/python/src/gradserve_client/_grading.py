@@ -240,7 +240,8 @@ class GradescopeResult:
 
     def to_json(self) -> dict[str, Any]:
         """The results.json object, without the visibilities left to Gradescope's default."""
-        return {key: value for key, value in asdict(self).items() if value is not None}
+        result = {key: value for key, value in asdict(self).items() if value is not None}
+        return result | {"tests": list(result["tests"])}
 
 
 @dataclass(frozen=True)
@@ -265,7 +266,9 @@ class PrairieLearnResult:
     gradable: Literal[True] = True
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The results.json object."""
+        result = asdict(self)
+        return result | {"tests": list(result["tests"])}
 
 
 @dataclass(frozen=True)
@@ -278,6 +281,7 @@ class UngradablePrairieLearnResult:
     gradable: Literal[False] = False
 
     def to_json(self) -> dict[str, Any]:
+        """The results.json object."""
         return {**asdict(self), "format_errors": list(self.format_errors)}
 
 
