@@ -67,6 +67,170 @@ export interface GradientsResultWithForward extends GradientsResult {
   forward: ForwardPass;
 }
 
+/** N, D_in, H and D_out of a generated problem, each 1 to 64. */
+export interface ProblemShape {
+  N: number;
+  D_in: number;
+  H: number;
+  D_out: number;
+}
+
+/** What POST /v1/problems generates from; sent as given (the wire's spelling). */
+export interface ProblemSpec {
+  /** An integer within ±(2**53 - 1), or a string such as a student's email. */
+  seed: number | string;
+  shape: ProblemShape;
+  /** Default "integers". */
+  values?: "integers" | "quarters" | "normal";
+  /** For integers and quarters; default 3. */
+  max_abs?: number;
+  /** For normal; default 1. */
+  scale?: number;
+  /** Default "avoid": no entry of H = X W1 is 0. */
+  zeros_in_H?: "avoid" | "allow" | "require";
+}
+
+/** The answer of POST /v1/problems: the matrices, and the id that regenerates them. */
+export interface GeneratedProblem extends Problem {
+  problem_id: string;
+  /** The spec with every default filled in. */
+  spec: Required<ProblemSpec>;
+}
+
+/** A problem to grade against: a generated one or its id (sent by id), or its matrices. */
+export type ProblemInput = string | { problem_id: string } | Problem;
+
+/** A matrix as a submission may give it: rows, or flattened. */
+export type SubmittedMatrix = number[][] | number[];
+
+/** A student's answers: any subset; what is absent is graded "missing". */
+export interface Submission {
+  loss?: number;
+  gradients?: Partial<Record<keyof Gradients, SubmittedMatrix>>;
+}
+
+/** The name of a graded quantity. */
+export type Quantity = "loss" | keyof Gradients;
+
+/** A recognised slip: a stable code, a message, and for "scaled" its factor. */
+export interface Diagnosis {
+  code: string;
+  message: string;
+  factor?: number;
+}
+
+/** The grade of one quantity. */
+export interface QuantityGrade {
+  status: "correct" | "incorrect" | "wrong_shape" | "missing";
+  score: number;
+  max_score: number;
+  message: string;
+  /** [] for the loss. */
+  expected_shape: number[];
+  received_shape?: number[];
+  /** Reference information: only for a caller who may see reference answers. */
+  max_abs_error?: number;
+  max_rel_error?: number;
+  wrong_count?: number;
+  /** The first wrong entries, 0-based [row, column]. */
+  wrong_indices?: number[][];
+  non_finite_count?: number;
+  diagnoses: Diagnosis[];
+  /** The upstream quantity a follow-through credit came from. */
+  follows_from?: string;
+}
+
+/** The answer of POST /v1/grade (format "json"). */
+export interface Grade {
+  score: number;
+  max_score: number;
+  quantities: Record<Quantity, QuantityGrade>;
+  tolerance: { rtol: number; atol_factor: number; rule: string };
+  follow_through_credit: number;
+  language: "en" | "zh";
+  /** For a problem given by id. */
+  problem_id?: string;
+  /** Only with `reveal: true`, where the deployment allows it. */
+  reference?: { loss: number; gradients: Gradients };
+}
+
+/** Gradescope's visibility settings. */
+export type Visibility = "hidden" | "after_due_date" | "after_published" | "visible";
+
+/** A grade as Gradescope's results.json (format "gradescope"). */
+export interface GradescopeResult {
+  score: number;
+  output: string;
+  tests: {
+    name: string;
+    score: number;
+    max_score: number;
+    status: "passed" | "failed";
+    output: string;
+  }[];
+  visibility?: Visibility;
+  stdout_visibility?: Visibility;
+}
+
+/** A grade as a PrairieLearn external-grader result (format "prairielearn"). */
+export interface PrairieLearnResult {
+  gradable: true;
+  /** From 0 to 1. */
+  score: number;
+  message: string;
+  tests: { name: string; points: number; max_points: number; message: string; output: string }[];
+}
+
+/** A submission PrairieLearn's grader cannot grade: the student keeps the attempt. */
+export interface UngradablePrairieLearnResult {
+  gradable: false;
+  format_errors: string[];
+  message: string;
+}
+
+export interface GradingOptions extends CallOptions {
+  /** Default 1e-5. */
+  rtol?: number;
+  /** Default 1e-9. */
+  atolFactor?: number;
+  /** Points per quantity; default 1 each. */
+  weights?: Partial<Record<Quantity, number>>;
+  /** Default 0.5. */
+  followThroughCredit?: number;
+  /** Ask for the reference answers; a 403 ClientError unless the deployment allows it. */
+  reveal?: boolean;
+  /** "zh" for messages in Chinese (Accept-Language). */
+  language?: "en" | "zh";
+}
+
+export interface GradeOptions extends GradingOptions {
+  /** Default "json". */
+  format?: "json" | "gradescope" | "prairielearn";
+  /** With format "gradescope". */
+  visibility?: Visibility;
+  /** With format "gradescope". */
+  stdoutVisibility?: Visibility;
+}
+
+export interface GradeBatchOptions extends GradingOptions {
+  /** The problem of every submission without its own. */
+  problem?: ProblemInput;
+  /** One per submission; null or undefined for the batch's problem. */
+  problems?: Iterable<ProblemInput | null | undefined>;
+}
+
+/** The answer of POST /v1/grade/batch. */
+export interface GradeBatch {
+  /** A grade per submission, in order; the error of one whose problem cannot be graded. */
+  results: Array<Grade | ProblemError>;
+  /** How many submissions show each diagnosis code, each counted once. */
+  diagnosis_counts: Record<string, number>;
+  /** Per quantity, how many submissions show each code in it. */
+  diagnosis_counts_by_quantity: Record<string, Record<string, number>>;
+  /** Per quantity, how many submissions have each status. */
+  status_counts: Record<string, Record<string, number>>;
+}
+
 /** The answer of GET /healthz. */
 export interface HealthResult {
   status: string;
@@ -132,6 +296,11 @@ export interface GradientsOptions extends CallOptions {
 export interface GradientsManyOptions extends GradientsOptions {
   /** Requests in flight at once; a positive integer. Default 4. */
   concurrency?: number;
+  /**
+   * false: one /v1/gradients request per problem. Default: from two problems on, through
+   * /v1/gradients/batch in `concurrency` parts (never with `binary: true`); true: even one.
+   */
+  batch?: boolean;
 }
 
 export interface RequestOptions extends CallOptions {
@@ -200,6 +369,35 @@ export class GradserveClient {
     problems: Iterable<Problem>,
     options?: GradientsManyOptions,
   ): Promise<Settled<GradientsResult>[]>;
+
+  /** POST /v1/gradients/batch in one request; a refused problem's error points into the batch. */
+  gradientsBatch(
+    problems: Iterable<Problem>,
+    options?: Omit<GradientsOptions, "binary">,
+  ): Promise<Settled<GradientsResult>[]>;
+
+  /** POST /v1/problems: the problem instance of a seed and spec. */
+  createProblem(spec: ProblemSpec, options?: CallOptions): Promise<GeneratedProblem>;
+
+  /** POST /v1/grade: a submission graded; the autograder's result with `format`. */
+  grade(
+    problem: ProblemInput,
+    submission: Submission,
+    options: GradeOptions & { format: "gradescope" },
+  ): Promise<GradescopeResult>;
+  grade(
+    problem: ProblemInput,
+    submission: Submission,
+    options: GradeOptions & { format: "prairielearn" },
+  ): Promise<PrairieLearnResult | UngradablePrairieLearnResult>;
+  grade(
+    problem: ProblemInput,
+    submission: Submission,
+    options?: GradeOptions & { format?: "json" },
+  ): Promise<Grade>;
+
+  /** POST /v1/grade/batch: many submissions graded in one request, with class-wide counts. */
+  gradeBatch(submissions: Iterable<Submission>, options?: GradeBatchOptions): Promise<GradeBatch>;
 
   /** GET /healthz. */
   health(options?: CallOptions): Promise<HealthResult>;

@@ -142,3 +142,19 @@ function problemDetails(response, text) {
 function stringOr(value, fallback) {
   return typeof value === "string" ? value : fallback;
 }
+
+/**
+ * The error for one result of a batch that is problem details: the `ProblemError` subclass its
+ * `status` calls for, as if it had been the answer to a request of its own. Its `request` is
+ * the batch's; its `response` is made of the problem alone (the batch's answer was a 200).
+ *
+ * @param {Record<string, unknown>} problem
+ * @param {{ method: string, url: string }} request
+ * @returns {ProblemError}
+ */
+export function itemError(problem, request) {
+  const text = JSON.stringify(problem);
+  const status = Number.isInteger(problem.status) ? problem.status : 500;
+  const headers = { "content-type": "application/problem+json" };
+  return problemError(new Response(text, { status, headers }), text, request);
+}

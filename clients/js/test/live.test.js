@@ -160,20 +160,26 @@ test("nothing listening is a ConnectError after the retries", async () => {
   assert.match(error.message, /ECONNREFUSED/);
 });
 
-for (const readmePath of ["../README.md", "../../../README.md"]) {
-  test(`examples/example.mjs prints what ${readmePath} shows`, async () => {
-    const readme = readFileSync(new URL(readmePath, import.meta.url), "utf8");
-    const match = readme.match(
-      /```sh\nnode examples\/example\.mjs\n```\s*\n```text\n([\s\S]+?)\n```/,
-    );
-    assert.ok(
-      match,
-      `${readmePath} has no \`\`\`sh node examples/example.mjs block followed by \`\`\`text output`,
-    );
-    const { stdout } = await promisify(execFile)(process.execPath, ["examples/example.mjs"], {
-      cwd: fileURLToPath(new URL("..", import.meta.url)),
-      env: { ...process.env, GRADSERVE_URL: server.url },
+const README_EXAMPLES = {
+  "../README.md": ["example", "grading"],
+  "../../../README.md": ["example"],
+};
+const FENCE = "```";
+
+for (const [readmePath, scripts] of Object.entries(README_EXAMPLES)) {
+  for (const script of scripts) {
+    test(`examples/${script}.mjs prints what ${readmePath} shows`, async () => {
+      const readme = readFileSync(new URL(readmePath, import.meta.url), "utf8");
+      const command = `${FENCE}sh\nnode examples/${script}\\.mjs\n${FENCE}`;
+      const match = readme.match(
+        new RegExp(`${command}\\s*\n${FENCE}text\n([\\s\\S]+?)\n${FENCE}`),
+      );
+      assert.ok(match, `${readmePath}: no node examples/${script}.mjs block, then its output`);
+      const { stdout } = await promisify(execFile)(process.execPath, [`examples/${script}.mjs`], {
+        cwd: fileURLToPath(new URL("..", import.meta.url)),
+        env: { ...process.env, GRADSERVE_URL: server.url },
+      });
+      assert.equal(stdout.trim(), match[1].trim());
     });
-    assert.equal(stdout.trim(), match[1].trim());
-  });
+  }
 }

@@ -1,4 +1,5 @@
-// gradientsMany: order kept, concurrency capped, one failure never losing the others.
+// gradientsMany one request per problem (batch: false): order kept, concurrency capped, one
+// failure never losing the others. Through /v1/gradients/batch: batch.test.js.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -40,7 +41,9 @@ function fakeServer({ failing } = {}) {
 test("results come back in input order, whatever order they finish in", async () => {
   const server = fakeServer();
   const client = new GradserveClient({ fetch: server.fetch });
-  const outcomes = await client.gradientsMany([0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map(problem));
+  const outcomes = await client.gradientsMany([0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map(problem), {
+    batch: false,
+  });
   assert.deepEqual(
     outcomes,
     [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((tag) => ({ ok: true, value: { loss: tag } })),
@@ -57,7 +60,7 @@ test("at most `concurrency` requests are in flight, 4 by default", async () => {
     const server = fakeServer();
     const client = new GradserveClient({ fetch: server.fetch });
     const problems = Array.from({ length: 12 }, (_, tag) => problem(tag));
-    await client.gradientsMany(problems, { concurrency });
+    await client.gradientsMany(problems, { concurrency, batch: false });
     assert.equal(server.mostInFlight, expected, `concurrency ${concurrency}`);
     assert.equal(server.calls, 12);
   }
@@ -66,7 +69,10 @@ test("at most `concurrency` requests are in flight, 4 by default", async () => {
 test("one failing problem is reported in its place; the others keep their results", async () => {
   const server = fakeServer({ failing: 2 });
   const client = new GradserveClient({ fetch: server.fetch });
-  const outcomes = await client.gradientsMany([0, 1, 2, 3, 4].map(problem), { concurrency: 2 });
+  const outcomes = await client.gradientsMany([0, 1, 2, 3, 4].map(problem), {
+    concurrency: 2,
+    batch: false,
+  });
   assert.deepEqual(
     outcomes.map((outcome) => outcome.ok),
     [true, true, false, true, true],
@@ -94,7 +100,7 @@ test("options reach every problem; any iterable will do; none gives []", async (
     yield problem(1);
     yield problem(2);
   }
-  await client.gradientsMany(problems(), { dtype: "float32", returnForward: true });
+  await client.gradientsMany(problems(), { dtype: "float32", returnForward: true, batch: false });
   assert.deepEqual(
     bodies.map((body) => body.options),
     Array(2).fill({ dtype: "float32", return_forward: true }),

@@ -59,6 +59,11 @@ test("package.json: an ES module for Node >= 18, no dependencies, tests by node 
   }
 });
 
+test("the package has the version of the service (service/__init__.py)", () => {
+  const [, service] = read("../../../service/__init__.py").match(/^__version__ = "([^"]+)"$/m);
+  assert.equal(JSON.parse(read("../package.json")).version, service);
+});
+
 test("the source imports nothing but its own modules", async () => {
   const { readdirSync } = await import("node:fs");
   let imports = 0;

@@ -1,5 +1,6 @@
 """Acceptance: with the server stopped mid-way, gradients_many retries and reports per-problem
-failures instead of raising on the first."""
+failures instead of raising on the first. One request per problem (``batch=False``), so that the
+server dies between problems; a batch that fails is `test_client_many`'s."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ async def test_gradients_many_survives_the_server_dying(
     problems = [random_problem(rng, *dimensions(rng), integers=True) for _ in range(PROBLEMS)]
     transport = KillingTransport(own_server.kill, KILL_AFTER)
     async with connect(own_server.url, transport=transport, retry=RETRY) as client:
-        results = await client.gradients_many(problems, concurrency=CONCURRENCY)
+        results = await client.gradients_many(problems, concurrency=CONCURRENCY, batch=False)
 
     assert len(results) == PROBLEMS
     answered = [i for i, result in enumerate(results) if isinstance(result, GradientsResult)]

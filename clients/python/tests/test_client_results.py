@@ -18,6 +18,7 @@ from gradserve_client import (
     ValidationError,
 )
 
+import service
 from service.api import examples
 
 GRADIENT_KEYS = ["Y_pred", "W2", "H_relu", "H", "W1"]
@@ -121,6 +122,10 @@ def test_results_are_frozen() -> None:
     with pytest.raises(AttributeError):
         result.gradients.W1 = result.gradients.W2  # type: ignore[misc]
     assert isinstance(result.gradients, Gradients)
+
+
+def test_the_client_has_the_version_of_the_service() -> None:
+    assert gradserve_client.__version__ == service.__version__
 
 
 def test_all_is_sorted_and_complete() -> None:

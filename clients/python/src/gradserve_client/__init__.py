@@ -1,8 +1,11 @@
-"""A Python client of gradserve: the exact loss and five gradients of a two-layer ReLU network.
+"""A Python client of gradserve: the exact loss and five gradients of a two-layer ReLU network,
+and the grading of students' hand-derived ones.
 
 ``Client`` (synchronous) and ``AsyncClient`` (asyncio) have the same methods: `gradients`,
-`gradients_many`, `health` and the generic `request`. Results are `GradientsResult`s holding
-NumPy arrays; errors are the exceptions drawn in `gradserve_client._exceptions`.
+`gradients_many`, `gradients_batch`, `create_problem`, `grade`, `grade_batch`, `health` and the
+generic `request`. Results are frozen dataclasses holding NumPy arrays (`GradientsResult`,
+`GeneratedProblem`, `Grade`, `GradeBatch`, and the autograders' `GradescopeResult` and
+`PrairieLearnResult`); errors are the exceptions drawn in `gradserve_client._exceptions`.
 """
 
 from gradserve_client._async_client import AsyncClient
@@ -19,6 +22,21 @@ from gradserve_client._exceptions import (
     TransportError,
     ValidationError,
 )
+from gradserve_client._grading import (
+    Diagnosis,
+    GeneratedProblem,
+    Grade,
+    GradeBatch,
+    GradescopeResult,
+    GradescopeTest,
+    PrairieLearnResult,
+    PrairieLearnTest,
+    ProblemSpec,
+    QuantityGrade,
+    ReferenceAnswers,
+    Tolerance,
+    UngradablePrairieLearnResult,
+)
 from gradserve_client._models import Forward, Gradients, GradientsResult, Shapes
 from gradserve_client._version import __version__
 
@@ -26,18 +44,31 @@ __all__ = [
     "AsyncClient",
     "Client",
     "ClientError",
+    "Diagnosis",
     "FieldError",
     "Forward",
+    "GeneratedProblem",
+    "Grade",
+    "GradeBatch",
+    "GradescopeResult",
+    "GradescopeTest",
     "Gradients",
     "GradientsResult",
     "GradserveConnectError",
     "GradserveError",
     "GradserveTimeoutError",
+    "PrairieLearnResult",
+    "PrairieLearnTest",
     "ProblemError",
+    "ProblemSpec",
+    "QuantityGrade",
+    "ReferenceAnswers",
     "RetryPolicy",
     "ServerError",
     "Shapes",
+    "Tolerance",
     "TransportError",
+    "UngradablePrairieLearnResult",
     "ValidationError",
     "__version__",
 ]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, NoReturn
 
 import httpx
 
-from gradserve_client._config import SAFETENSORS
+from gradserve_client._config import PROBLEM_JSON, SAFETENSORS
 from gradserve_client._exceptions import (
     ClientError,
     GradserveConnectError,
@@ -39,6 +40,19 @@ def problem_error(response: httpx.Response) -> ProblemError:
     """The exception for an error answer, holding its problem details; an answer that is not
     problem details (a proxy's HTML page) gets an about:blank problem titled with the reason."""
     return _problem_class(response.status_code)(_problem(response), response=response)
+
+
+def item_error(problem: dict[str, Any], request: httpx.Request) -> ProblemError:
+    """The exception for one result of a batch that is problem details: the class its
+    `status` calls for, as if it had been the answer to a request of its own. Its `request` is
+    the batch's; its `response` is made of the problem alone (the batch's answer was a 200)."""
+    response = httpx.Response(
+        int(problem.get("status", 500)),
+        content=json.dumps(problem).encode(),
+        headers={"Content-Type": PROBLEM_JSON},
+        request=request,
+    )
+    return problem_error(response)
 
 
 def _problem_class(status: int) -> type[ProblemError]:

@@ -120,15 +120,19 @@ def _numpy_to_json(value: object) -> Any:
 
 
 def request_content(
-    json_value: Any, content: bytes | str | None, content_type: str | None, accept: str | None
+    json_value: Any,
+    content: bytes | str | None,
+    content_type: str | None,
+    accept: str | None,
+    headers: Mapping[str, str] | None = None,
 ) -> tuple[bytes | str | None, dict[str, str]]:
     """The body and headers of a request: `json_value` encoded as JSON, or `content` verbatim;
     sent as `content_type`, application/json unless given; `accept`, when given, replaces the
-    client's Accept header."""
+    client's Accept header; `headers` are added as given."""
     if json_value is not None and content is not None:
         raise TypeError("pass json or content, not both")
     body = content if json_value is None else encode_json(json_value)
-    headers = {} if accept is None else {"Accept": accept}
+    sent = dict(headers or {}) | ({} if accept is None else {"Accept": accept})
     if body is None and content_type is None:
-        return None, headers
-    return body, headers | {"Content-Type": content_type or JSON}
+        return None, sent
+    return body, sent | {"Content-Type": content_type or JSON}

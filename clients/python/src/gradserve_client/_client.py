@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, Literal, Self, cast, overload
 
 import httpx
 
@@ -25,13 +25,43 @@ from gradserve_client._config import (
     DEFAULT_RETRY,
     DEFAULT_RETURN_FORWARD,
     DEFAULT_TIMEOUT,
+    GRADE_BATCH_PATH,
+    GRADIENTS_BATCH_PATH,
     GRADIENTS_PATH,
     HEALTH_PATH,
+    PROBLEMS_PATH,
     RetryPolicy,
     http_options,
 )
-from gradserve_client._exceptions import GradserveError
-from gradserve_client._models import GradientsResult
+from gradserve_client._exceptions import GradserveError, ProblemError
+from gradserve_client._grading import (
+    Format,
+    GeneratedProblem,
+    Grade,
+    GradeBatch,
+    GradescopeResult,
+    Language,
+    PrairieLearnResult,
+    UngradablePrairieLearnResult,
+    Values,
+    Visibility,
+    ZerosInH,
+)
+from gradserve_client._grading_calls import (
+    GradeAnswer,
+    ProblemInput,
+    Submission,
+    grade_answer,
+    grade_batch_answer,
+    grade_batch_body,
+    grade_path,
+    grading_options,
+    language_headers,
+    problem_body,
+    problem_spec,
+)
+from gradserve_client._many import Outcome, _Part, batch_body, batch_outcomes, fallback, plan
+from gradserve_client._models import GradientsResult, Shapes
 from gradserve_client._retry import retry_delay
 
 
@@ -102,20 +132,179 @@ class Client:
         return self._gradients(call)
 
     def gradients_many(
-        self, problems: Iterable[Mapping[str, Any]], *, concurrency: int = DEFAULT_CONCURRENCY
+        self,
+        problems: Iterable[Mapping[str, Any]],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        batch: bool | None = None,
     ) -> list[GradientsResult | GradserveError]:
-        """The answers to `problems`, in their order, with at most `concurrency` in flight
-        (one thread each).
+        """The answers to `problems`, in their order, with at most `concurrency` requests in
+        flight (one thread each).
 
         Each problem is a mapping of `gradients`' arguments: X, Y, W1, W2 and optionally dtype,
-        return_forward and binary. Each is retried on its own; one that still fails has its
-        `GradserveError` in its place in the list, and the others' results are kept.
+        return_forward and binary. With `batch` None (the default), from two problems sent as
+        JSON on, those go through ``POST /v1/gradients/batch``, in parts of at most
+        `BATCH_MAX_PROBLEMS` problems and `BATCH_MAX_ENTRIES` entries: one request per part
+        rather than one per problem, several times faster for many small problems. Problems
+        sent as safetensors go one by one; `batch` False sends every problem alone.
+
+        Each request is retried on its own; one that still fails has its `GradserveError` in
+        the place of each of its problems, and the others' results are kept. A problem the
+        service refuses has its `ProblemError` in its place, its pointers into the problem
+        ("/W1") whichever way it went; a batch over a budget (413) is sent again in halves, and
+        a service without the batch endpoint gets the problems one by one.
         """
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         calls = problem_calls(problems)
+        results: list[Outcome | None] = [None] * len(calls)
+
+        def send(part: _Part) -> None:
+            for position, outcome in self._part_outcomes(calls, part):
+                results[position] = outcome
+
         with ThreadPoolExecutor(concurrency, thread_name_prefix="gradserve") as pool:
-            return list(pool.map(self._gradients_or_error, calls))
+            list(pool.map(send, plan(calls, batch, concurrency)))
+        return cast(list[GradientsResult | GradserveError], results)
+
+    def gradients_batch(
+        self, problems: Iterable[Mapping[str, Any]]
+    ) -> list[GradientsResult | ProblemError]:
+        """``POST /v1/gradients/batch``: `problems` in one request, each a mapping of
+        `gradients`' arguments (X, Y, W1, W2, dtype, return_forward; a batch is JSON only).
+
+        Each result is its problem's `GradientsResult`, or the `ProblemError` of its fault, its
+        pointers into the batch ("/problems/3/W1"). A batch refused as a whole (more than
+        10,000 problems, over a budget) raises, as `gradients` does.
+        """
+        calls = problem_calls({**p, "binary": False} for p in problems)
+        body = batch_body(calls, range(len(calls)))
+        answer, request = self._call("POST", GRADIENTS_BATCH_PATH, json=body)
+        return batch_outcomes(answer, request, relative=False)
+
+    def create_problem(
+        self,
+        seed: int | str,
+        shape: Shapes | Mapping[str, int],
+        *,
+        values: Values | None = None,
+        max_abs: int | None = None,
+        scale: float | None = None,
+        zeros_in_H: ZerosInH | None = None,
+    ) -> GeneratedProblem:
+        """``POST /v1/problems``: the problem instance of `seed` (an integer, or a string such as
+        a student's email) and `shape` (N, D_in, H, D_out, each 1 to 64), the same on every
+        platform and release. `values` "integers" (the default), "quarters" or "normal";
+        `max_abs` bounds integers and quarters (default 3), `scale` normals (default 1);
+        `zeros_in_H` "avoid" (default), "allow" or "require". Options left None are the
+        service's defaults."""
+        body = problem_spec(seed, shape, values, max_abs, scale, zeros_in_H)
+        return GeneratedProblem.from_json(self.request("POST", PROBLEMS_PATH, json=body))
+
+    @overload
+    def grade(
+        self,
+        problem: ProblemInput,
+        submission: Submission,
+        *,
+        format: Literal["json"] = ...,
+        rtol: float | None = ...,
+        atol_factor: float | None = ...,
+        weights: Mapping[str, float] | None = ...,
+        follow_through_credit: float | None = ...,
+        reveal: bool = ...,
+        language: Language | None = ...,
+    ) -> Grade: ...
+    @overload
+    def grade(
+        self,
+        problem: ProblemInput,
+        submission: Submission,
+        *,
+        format: Literal["gradescope"],
+        rtol: float | None = ...,
+        atol_factor: float | None = ...,
+        weights: Mapping[str, float] | None = ...,
+        follow_through_credit: float | None = ...,
+        reveal: bool = ...,
+        language: Language | None = ...,
+        visibility: Visibility | None = ...,
+        stdout_visibility: Visibility | None = ...,
+    ) -> GradescopeResult: ...
+    @overload
+    def grade(
+        self,
+        problem: ProblemInput,
+        submission: Submission,
+        *,
+        format: Literal["prairielearn"],
+        rtol: float | None = ...,
+        atol_factor: float | None = ...,
+        weights: Mapping[str, float] | None = ...,
+        follow_through_credit: float | None = ...,
+        reveal: bool = ...,
+        language: Language | None = ...,
+    ) -> PrairieLearnResult | UngradablePrairieLearnResult: ...
+    def grade(
+        self,
+        problem: ProblemInput,
+        submission: Submission,
+        *,
+        format: Format = "json",
+        rtol: float | None = None,
+        atol_factor: float | None = None,
+        weights: Mapping[str, float] | None = None,
+        follow_through_credit: float | None = None,
+        reveal: bool = False,
+        language: Language | None = None,
+        visibility: Visibility | None = None,
+        stdout_visibility: Visibility | None = None,
+    ) -> GradeAnswer:
+        """``POST /v1/grade``: `submission` graded against `problem`.
+
+        `problem` is a `GeneratedProblem` or its `problem_id` (the service regenerates it), or
+        a mapping of X, Y, W1, W2. `submission` is ``{"loss": ..., "gradients": {"W1": ...,
+        ...}}``, any subset, NumPy arrays or lists of any shape. `format` "json" gives a
+        `Grade`; "gradescope" a `GradescopeResult` (with its `visibility` and
+        `stdout_visibility`); "prairielearn" a `PrairieLearnResult`, or an
+        `UngradablePrairieLearnResult` for a submission that cannot be graded, which in these
+        two formats is a result rather than a `ValidationError`. `rtol`, `atol_factor`,
+        `weights` (points per quantity), `follow_through_credit` and `reveal` (the reference
+        answers, where the deployment allows it: else a 403 `ClientError`) are sent when
+        given; `language` "zh" asks for the messages in Chinese.
+        """
+        options = grading_options(rtol, atol_factor, weights, follow_through_credit, reveal)
+        body = {**options, "problem": problem_body(problem), "submission": dict(submission)}
+        path = grade_path(format, visibility, stdout_visibility)
+        answer = self.request("POST", path, json=body, headers=language_headers(language))
+        return grade_answer(answer, format)
+
+    def grade_batch(
+        self,
+        submissions: Iterable[Submission],
+        problem: ProblemInput | None = None,
+        *,
+        problems: Iterable[ProblemInput | None] | None = None,
+        rtol: float | None = None,
+        atol_factor: float | None = None,
+        weights: Mapping[str, float] | None = None,
+        follow_through_credit: float | None = None,
+        reveal: bool = False,
+        language: Language | None = None,
+    ) -> GradeBatch:
+        """``POST /v1/grade/batch``: every submission graded, in one request (at most 10,000),
+        against `problem`, or against its own problem where `problems` (one per submission,
+        None for the batch's) gives one. Options as for `grade`.
+
+        The `GradeBatch` holds a `Grade` per submission in order (the `ProblemError` of one
+        whose problem cannot be graded) and the class-wide counts of diagnoses and statuses.
+        """
+        options = grading_options(rtol, atol_factor, weights, follow_through_credit, reveal)
+        body = grade_batch_body(submissions, problem, problems, options)
+        answer, request = self._call(
+            "POST", GRADE_BATCH_PATH, json=body, headers=language_headers(language)
+        )
+        return grade_batch_answer(answer, request)
 
     def health(self) -> dict[str, Any]:
         """``GET /healthz``: ``{"status": "ok"}`` when the service can compute."""
@@ -130,17 +319,59 @@ class Client:
         content: bytes | str | None = None,
         content_type: str | None = None,
         accept: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Send `method` to `path`, retrying as the client's `retry` says, and return the JSON
         answer (None for an empty one, the bytes of a safetensors one, the text of any other).
         `json` is encoded as JSON (NaN and infinities written as NaN and Infinity, NumPy arrays
         as lists); `content` is sent verbatim instead. The body goes as `content_type`,
         application/json unless given; `accept`, when given, replaces the Accept header (JSON
-        and problem details). An error answer raises a `ProblemError`; no answer, a
-        `TransportError`."""
-        body, headers = request_content(json, content, content_type, accept)
-        request = self._http.build_request(method, path, content=body, headers=headers)
-        return read_answer(self._send(request))
+        and problem details); `headers` are added (Accept-Language, say). An error answer
+        raises a `ProblemError`; no answer, a `TransportError`."""
+        answer, _ = self._call(
+            method,
+            path,
+            json=json,
+            content=content,
+            content_type=content_type,
+            accept=accept,
+            headers=headers,
+        )
+        return answer
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        content: bytes | str | None = None,
+        content_type: str | None = None,
+        accept: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[Any, httpx.Request]:
+        """`request`'s answer, and the request it answers."""
+        body, sent = request_content(json, content, content_type, accept, headers)
+        request = self._http.build_request(method, path, content=body, headers=sent)
+        return read_answer(self._send(request)), request
+
+    def _part_outcomes(self, calls: list[dict[str, Any]], part: _Part) -> list[tuple[int, Outcome]]:
+        """The outcome of each problem of `part`, by its position; a batch refused as a whole
+        is sent again as `fallback` says, or gives each of its problems that error."""
+        if not part.batched:
+            [position] = part.positions
+            return [(position, self._gradients_or_error(calls[position]))]
+        try:
+            answer, request = self._call(
+                "POST", GRADIENTS_BATCH_PATH, json=batch_body(calls, part.positions)
+            )
+        except GradserveError as error:
+            parts = fallback(error, part)
+            if parts is None:
+                return [(position, error) for position in part.positions]
+            return [pair for again in parts for pair in self._part_outcomes(calls, again)]
+        outcomes = batch_outcomes(answer, request, relative=True)
+        return list(zip(part.positions, outcomes, strict=True))
 
     def _gradients(self, call: dict[str, Any]) -> GradientsResult:
         return GradientsResult.from_answer(self.request("POST", GRADIENTS_PATH, **call))

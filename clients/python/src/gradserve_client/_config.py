@@ -17,6 +17,13 @@ DEFAULT_DTYPE: Final = "float64"
 DEFAULT_RETURN_FORWARD: Final = False
 DEFAULT_CONCURRENCY: Final = 4
 """How many problems `gradients_many` has in flight at once."""
+BATCH_MIN_PROBLEMS: Final = 2
+"""`gradients_many(batch=None)` uses ``/v1/gradients/batch`` from this many JSON problems on."""
+BATCH_MAX_PROBLEMS: Final = 10_000
+"""The most problems in one batch request: the service's own limit (MAX_BATCH_PROBLEMS)."""
+BATCH_MAX_ENTRIES: Final = 1_000_000
+"""The most matrix entries in one batch request `gradients_many` sends, about 20 MB of JSON:
+well within the service's default budgets (64 MiB of body, 8,000,000 input entries)."""
 BINARY_MIN_ENTRIES: Final = 100_000
 """`gradients(binary=None)` sends and asks for safetensors when the four matrices hold at least
 this many entries in all: JSON takes about 20 bytes an entry and a parse, float64 8 and a copy."""
@@ -32,6 +39,10 @@ RETRY_STATUSES: Final = frozenset({502, 503, 504})
 Timeout."""
 
 GRADIENTS_PATH: Final = "/v1/gradients"
+GRADIENTS_BATCH_PATH: Final = "/v1/gradients/batch"
+PROBLEMS_PATH: Final = "/v1/problems"
+GRADE_PATH: Final = "/v1/grade"
+GRADE_BATCH_PATH: Final = "/v1/grade/batch"
 HEALTH_PATH: Final = "/healthz"
 JSON: Final = "application/json"
 PROBLEM_JSON: Final = "application/problem+json"
