@@ -1,6 +1,6 @@
 /**
  * The bodies of the grading endpoints and how their answers are read: POST /v1/problems,
- * /v1/grade (with ?format=) and /v1/grade/batch, in the wire format of
+ * /v1/grade (and its /gradescope and /prairielearn forms) and /v1/grade/batch, in the wire format of
  * `service/api/grading_schemas.py`. Only what the caller gives is sent; the service's defaults
  * apply to the rest.
  */
@@ -41,18 +41,19 @@ export function gradingOptions({ rtol, atolFactor, weights, followThroughCredit,
 }
 
 /**
- * /v1/grade with the query of `format` (none for "json") and Gradescope's visibilities.
+ * The operation of `format`: /v1/grade for "json", /v1/grade/gradescope (with Gradescope's
+ * visibilities) or /v1/grade/prairielearn.
  *
  * @param {{ format?: string, visibility?: string, stdoutVisibility?: string }} options
  * @returns {string}
  */
 export function gradePath({ format = "json", visibility, stdoutVisibility }) {
+  const path = format === "json" ? "/v1/grade" : `/v1/grade/${format}`;
   const query = new URLSearchParams();
-  if (format !== "json") query.set("format", format);
   if (visibility !== undefined) query.set("visibility", visibility);
   if (stdoutVisibility !== undefined) query.set("stdout_visibility", stdoutVisibility);
   const text = query.toString();
-  return text ? `/v1/grade?${text}` : "/v1/grade";
+  return text ? `${path}?${text}` : path;
 }
 
 /**

@@ -139,7 +139,7 @@ async def test_gradescope_format(live_server: str, connect: Callable[..., Any]) 
         )
         raw = await client.request(
             "POST",
-            "/v1/grade?format=gradescope&visibility=after_published",
+            "/v1/grade/gradescope?visibility=after_published",
             json={
                 "problem": {"problem_id": problem.problem_id},
                 "submission": without_factor_2(problem),

@@ -91,15 +91,16 @@ def language_headers(language: Language | None) -> dict[str, str] | None:
 def grade_path(
     format: Format, visibility: Visibility | None, stdout_visibility: Visibility | None
 ) -> str:
-    """``/v1/grade`` with the query of `format` (none for json) and Gradescope's visibilities."""
-    query: dict[str, str | None] = {"format": None if format == "json" else format}
-    query |= {"visibility": visibility, "stdout_visibility": stdout_visibility}
+    """The operation of `format`: ``/v1/grade`` for json, ``/v1/grade/gradescope`` (with
+    Gradescope's visibilities) or ``/v1/grade/prairielearn``."""
+    path = GRADE_PATH if format == "json" else f"{GRADE_PATH}/{format}"
+    query = {"visibility": visibility, "stdout_visibility": stdout_visibility}
     given = {key: value for key, value in query.items() if value is not None}
-    return f"{GRADE_PATH}?{urlencode(given)}" if given else GRADE_PATH
+    return f"{path}?{urlencode(given)}" if given else path
 
 
 def grade_answer(answer: Mapping[str, Any], format: Format) -> GradeAnswer:
-    """Read the answer of ``POST /v1/grade`` in `format`."""
+    """Read the answer of the grade operation of `format`."""
     if format == "gradescope":
         return GradescopeResult.from_json(answer)
     if format == "prairielearn":
