@@ -50,6 +50,7 @@ from typing import Any
 import uvicorn.config
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.routing import BaseRoute, Match, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send, StatelessLifespan
 
 from service.api.errors import echoed, http_problem
@@ -80,30 +81,53 @@ def request_id(headers: list[tuple[bytes, bytes]]) -> str:
     return uuid.uuid4().hex
 
 
-def route_template(scope: Scope) -> str:
-    """The template of the route that answered ("/v1/grade"), "unmatched" when the router found
-    none, and "unrouted" when the answer came before routing (e.g. a 413 from `BodySizeLimit`).
+def route_template(scope: Scope, router: Router, root_path: str) -> str:
+    """The template of the route the request's path matches ("/v1/grade"), whichever piece of
+    the app answered it, or "unmatched" when no route of `router` matches it.
 
-    Routes are added to the app's own list, without a prefix (`service.app`)."""
+    The route that answered is in the scope when FastAPI's router or `FastLane` chose it. When
+    none is, because the answer came before routing (a 401 or 429 from `ApiKeys`, a 413 from
+    `BodySizeLimit`) or from a route that does not record itself (Starlette's own routes and
+    mounts: /openapi.json, the docs' static files), the path is matched against the routes as
+    the router matches it, below the `root_path` the request came with: the first route that
+    matches fully, else the first that matches the path alone (a 405). Only those requests pay
+    for the matching. Routes are added to the app's own list, without a prefix (`service.app`).
+    """
     route = scope.get("route")
-    if route is not None:
-        return str(getattr(route, "path", "unmatched"))
-    return "unmatched" if "router" in scope else "unrouted"
+    if route is None:
+        path = {"type": "http", "path": scope["path"], "root_path": root_path}
+        route = matched_route(router.routes, {**path, "method": scope["method"]})
+    return "unmatched" if route is None else str(getattr(route, "path_format", "unmatched"))
+
+
+def matched_route(routes: list[BaseRoute], scope: Scope) -> BaseRoute | None:
+    """The route Starlette's router would choose for `scope`: the first that matches fully,
+    else the first that matches all but the method; None when none matches."""
+    partial = None
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return route
+        if match is Match.PARTIAL and partial is None:
+            partial = route
+    return partial
 
 
 class Observability:
     """Request id, metrics and access log for each HTTP request; see the module docstring."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: bool) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: bool, router: Router) -> None:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
+        self.router = router
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
+        root_path = scope.get("root_path", "")  # as it came: routing into a mount changes it
         state = scope.setdefault("state", {})
         state["request_id"] = rid = request_id(scope["headers"])
         id_header = (REQUEST_ID_HEADER, rid.encode("ascii"))
@@ -132,7 +156,7 @@ class Observability:
             compute_observer.reset(token)
             self.metrics.in_flight.dec()
             seconds = time.perf_counter() - start
-            route = route_template(scope)
+            route = route_template(scope, self.router, root_path)
             self.metrics.observe(
                 route, scope["method"], status, seconds, state.get("rejection_reason")
             )
@@ -292,4 +316,6 @@ def install_observability(app: FastAPI, settings: Settings) -> None:
     if not hasattr(app.state, "readiness_checks"):
         app.state.readiness_checks = []
     app.router.routes.extend(router.routes)
-    app.add_middleware(Observability, metrics=app_metrics, access_log=settings.access_log)
+    app.add_middleware(
+        Observability, metrics=app_metrics, access_log=settings.access_log, router=app.router
+    )

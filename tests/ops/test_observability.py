@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -19,11 +20,13 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.routing import BaseRoute
 
 from service.api import examples
 from service.api.errors import MAX_ECHO_CHARS
 from service.api.timing import timed_compute
 from service.app import create_app
+from service.ops.auth import PROTECTED
 from service.ops.metrics import REJECTION_REASONS
 from service.ops.observability import (
     Observability,
@@ -392,6 +395,17 @@ class TestMetrics:
         }
         assert value(samples, "gradserve_rejections_total", reason="overloaded") == 0
 
+    async def test_the_process_is_measured_and_nothing_has_a_created_series(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        await client.post("/v1/gradients", json=examples.REQUEST)
+        samples = await scrape(client)
+        assert value(samples, "process_resident_memory_bytes") > 0
+        assert value(samples, "process_cpu_seconds_total") > 0
+        assert value(samples, "process_start_time_seconds") > 0
+        assert {name for (name, _) in samples if name.startswith("python_info")} == {"python_info"}
+        assert not [name for (name, _) in samples if name.endswith("_created")]
+
     async def test_compute_time_is_observed_per_endpoint(self, client: httpx.AsyncClient) -> None:
         await client.post("/v1/gradients", json=examples.REQUEST)
         await client.post("/v1/gradients", json=examples.SHAPE_MISMATCH_REQUEST)  # not computed
@@ -450,6 +464,102 @@ class TestMetrics:
         document = (await client.get("/openapi.json")).json()
         assert "/metrics" not in document["paths"]
         assert document["paths"]["/readyz"]["get"]["tags"] == ["operations"]
+
+
+def template(route: BaseRoute) -> str:
+    """The route's template, as Starlette formats it ("/static-offline-docs/{path}")."""
+    return str(getattr(route, "path_format", ""))
+
+
+def route_request(route: BaseRoute) -> tuple[str, str]:
+    """A method and a path that `route` matches fully: its first method (GET for a mount) and
+    its template with each parameter given the value "1"."""
+    methods = sorted(getattr(route, "methods", None) or {"GET"})
+    return methods[0], re.sub(r"\{[^}]+\}", "1", template(route))
+
+
+def requests_counted(samples: Samples) -> Counter[tuple[str, str, str]]:
+    """`gradserve_requests_total` by (route, method, status)."""
+    counted: Counter[tuple[str, str, str]] = Counter()
+    for (name, labels), count in samples.items():
+        if name == "gradserve_requests_total" and count:
+            label = dict(labels)
+            counted[(label["route"], label["method"], label["status"])] = int(count)
+    return counted
+
+
+class TestEveryRouteIsLabelledByItsTemplate:
+    """Whichever part of the app answers: a route, `FastLane`, Starlette's own routes and mounts
+    (/openapi.json, the docs' files), `ApiKeys` (401, 403, 429) or `BodySizeLimit` (413). The
+    routes are taken from the app, so that a route added later is checked too."""
+
+    KEY = "compute-k3y"
+
+    async def send_to_each(
+        self, app: FastAPI, routes: list[BaseRoute], **sent: Any
+    ) -> Counter[tuple[str, str, str]]:
+        """Send one request to each of `routes`, check that /metrics counts each under its
+        route's template, and return what was sent: (template, method, status) counted."""
+        assert routes
+        sent_to: Counter[tuple[str, str, str]] = Counter()
+        async with client_of(app) as client:
+            for route in routes:
+                method, path = route_request(route)
+                response = await client.request(method, path, **sent)
+                sent_to[(template(route), method, str(response.status_code))] += 1
+            assert requests_counted(await scrape(client)) == sent_to
+        return sent_to
+
+    @staticmethod
+    def statuses(sent_to: Counter[tuple[str, str, str]]) -> set[str]:
+        return {status for (_, _, status) in sent_to}
+
+    async def test_every_route_answering(self, app: FastAPI) -> None:
+        sent_to = await self.send_to_each(app, app.routes)
+        templates = {route for (route, _, _) in sent_to}
+        assert {"/openapi.json", "/static-offline-docs/{path}", "/metrics", "/readyz"} <= templates
+
+    @pytest.mark.parametrize(
+        "path",
+        ["/openapi.json", "/docs", "/redoc", "/static-offline-docs/swagger-ui.css"],
+    )
+    async def test_the_docs_and_their_files(self, client: httpx.AsyncClient, path: str) -> None:
+        assert (await client.get(path)).status_code == 200
+        [(route, status)] = [
+            (route, status)
+            for (route, method, status) in requests_counted(await scrape(client))
+            if method == "GET"
+        ]
+        assert (route, status) == (
+            "/static-offline-docs/{path}" if path.startswith("/static") else path,
+            "200",
+        )
+
+    async def test_refused_for_a_missing_key_or_a_role(self) -> None:
+        settings = Settings(api_keys={self.KEY: "compute"}, failed_auth_per_minute=0)
+        app = create_app(settings)
+        protected = [route for route in app.routes if template(route).startswith(PROTECTED)]
+        assert self.statuses(await self.send_to_each(app, protected)) == {"401"}
+        not_for_compute = [
+            route for route in protected if not template(route).startswith("/v1/gradients")
+        ]
+        sent_to = await self.send_to_each(
+            create_app(settings), not_for_compute, headers={"X-API-Key": self.KEY}
+        )
+        assert self.statuses(sent_to) == {"403"}
+
+    async def test_refused_past_the_limit_of_failed_authentications(self) -> None:
+        app = create_app(Settings(api_keys={self.KEY: "compute"}, failed_auth_per_minute=1))
+        protected = [route for route in app.routes if template(route).startswith(PROTECTED)]
+        sent_to = await self.send_to_each(app, protected * 2)  # 401 once, then 429
+        assert self.statuses(sent_to) == {"401", "429"}
+        assert all(sent_to[(template(route), "POST", "429")] for route in protected)
+
+    async def test_refused_for_a_body_over_the_limit(self) -> None:
+        app = create_app(Settings(max_body_bytes=10))
+        posts = [route for route in app.routes if "POST" in getattr(route, "methods", ())]
+        sent_to = await self.send_to_each(app, posts, content=b"x" * 11)
+        assert self.statuses(sent_to) == {"413"}
 
 
 class TestReadiness:
@@ -522,7 +632,7 @@ async def test_the_readme_documents_every_metric_reason_and_log_field(
         for family in text_string_to_metric_families((await client.get("/metrics")).text)
     }
     assert metrics
-    for name in metrics - {name for name in metrics if name.endswith("_created")}:
+    for name in metrics:
         assert f"`{name}" in operations, name
     for reason in {*REJECTION_REASONS.values(), "not_ready", "other"}:
         assert f"`{reason}`" in operations, reason
@@ -572,6 +682,9 @@ def test_metrics_add_up_every_worker(tmp_path: Path, monkeypatch: pytest.MonkeyP
         for _ in range(4):
             with httpx.Client() as client:
                 text = client.get(f"{server.url}/metrics").text
+            families = {family.name for family in text_string_to_metric_families(text)}
+            assert "python_info" in families
+            assert not {name for name in families if name.startswith("process_")}  # per worker
             scrapes.append(
                 {
                     sample.name: sample.value
