@@ -38,6 +38,7 @@ from service.api.routes.grading import router as grade_router
 from service.api.schemas import GradientsBatchRequest, GradientsRequest, ProblemMatrices
 from service.ops.auth import ApiKeys, with_security
 from service.ops.limits import BodySizeLimit
+from service.ops.logs import configure_logging
 from service.ops.memory import MemoryTrimmer, ReturnMemory, malloc_trim
 from service.ops.observability import install_observability, readiness_lifespan
 from service.ops.shutdown import GracefulShutdown
@@ -122,4 +123,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+configure_logging()  # before the app exists: the same JSON lines, served by uvicorn or gradserve
 app = create_app()

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
+import subprocess
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,22 +29,26 @@ from service.api.errors import MAX_ECHO_CHARS
 from service.api.timing import timed_compute
 from service.app import create_app
 from service.ops.auth import PROTECTED
+from service.ops.logs import json_formatter
 from service.ops.metrics import REJECTION_REASONS
 from service.ops.observability import (
+    ACCESS_LOGGER,
     Observability,
-    access_line,
+    access_fields,
     install_observability,
     readiness_lifespan,
 )
 from service.settings import Settings
-from tests.support.server import running_server
+from tests.support.server import GRADSERVE, UVICORN, running_server
 
 pytestmark = pytest.mark.anyio
 
 PROBLEM_JSON = "application/problem+json"
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
+LINE_FIELDS = {"time", "level", "logger", "message"}
+"""The fields of every log line (`service.ops.logs`)."""
 ACCESS_FIELDS = {
-    "time",
+    *LINE_FIELDS,
     "request_id",
     "method",
     "path",
@@ -72,8 +78,9 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 
 def access_entries(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
-    """The access log lines captured, each parsed from its JSON."""
-    lines = [r.getMessage() for r in caplog.records if r.name == "gradserve.access"]
+    """The access log lines captured, each formatted as served and parsed from its JSON."""
+    formatter = json_formatter()
+    lines = [formatter.format(r) for r in caplog.records if r.name == "gradserve.access"]
     assert all("\n" not in line for line in lines)
     return [json.loads(line) for line in lines]
 
@@ -226,6 +233,8 @@ class TestAccessLog:
         await client.get("/no/such/path")
         first, second = access_entries(caplog)
         assert set(first) == ACCESS_FIELDS
+        assert (first["level"], first["logger"]) == ("INFO", "gradserve.access")
+        assert first["message"] == "POST /v1/gradients 200"
         assert first["request_id"] == "log-1"
         assert first["method"] == "POST"
         assert first["path"] == "/v1/gradients"
@@ -251,11 +260,14 @@ class TestAccessLog:
             "state": {"request_id": "long-1"},
             "client": ("10.0.0.1", 4321),
         }
-        line = access_line(scope, "unmatched", 404, 0.001, 116)
+        fields = access_fields(scope, "unmatched", 404, 0.001, 116)
+        record = logging.makeLogRecord({"name": ACCESS_LOGGER, "msg": "%s %s %d", **fields})
+        record.args = (fields["method"], fields["path"], 404)
+        line = json_formatter().format(record)
         entry = json.loads(line)
         assert entry["path"] == "/" + "a" * (MAX_ECHO_CHARS - 2) + "\u2026"
         assert entry["method"] == "A" * (MAX_ECHO_CHARS - 1) + "\u2026"
-        assert len(line) < 512
+        assert len(line) < 1024
 
     async def test_no_line_when_the_access_log_is_off(
         self, caplog: pytest.LogCaptureFixture
@@ -641,32 +653,87 @@ async def test_the_readme_documents_every_metric_reason_and_log_field(
     assert set(json.loads(example.group(1))) == ACCESS_FIELDS
 
 
-@pytest.fixture
-def access_log_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    log = tmp_path / "gradserve.log"
-    with running_server(log=log) as server:
-        yield server.url, log
+def served_lines(log: Path, command: Sequence[str]) -> list[dict[str, Any]]:
+    """Every line a server started by `command` writes from its start to its stop, with a
+    request to /v1/gradients in between, each parsed from its JSON (a line that is not JSON fails).
+    """
+    with running_server(log=log, command=command) as server:
+        response = httpx.post(
+            f"{server.url}/v1/gradients",
+            json=examples.REQUEST,
+            headers={"X-Request-ID": "served-1"},
+        )
+        assert response.headers["x-request-id"] == "served-1"
+        for _ in range(50):  # the access line is written once the answer is sent
+            if '"served-1"' in log.read_text():
+                break
+            time.sleep(0.1)
+    return [json.loads(line) for line in log.read_text().splitlines()]
 
 
 @pytest.mark.slow
-def test_gradserve_serve_writes_json_access_lines_only(
-    access_log_server: tuple[str, Path],
-) -> None:
-    url, log = access_log_server
-    response = httpx.post(
-        f"{url}/v1/gradients", json=examples.REQUEST, headers={"X-Request-ID": "served-1"}
+def test_the_same_json_lines_served_by_gradserve_or_by_uvicorn(tmp_path: Path) -> None:
+    """Every line JSON with its time, level, logger and message, uvicorn's included; an access
+    line for each request and none from uvicorn's own access log; the same lines either way."""
+    served = {
+        "gradserve": served_lines(tmp_path / "gradserve.log", GRADSERVE),
+        "uvicorn": served_lines(tmp_path / "uvicorn.log", UVICORN),
+    }
+    outlines = {}
+    for by, lines in served.items():
+        assert all(set(line) >= LINE_FIELDS for line in lines), by
+        assert {line["logger"] for line in lines} == {"uvicorn.error", "gradserve.access"}, by
+        [access] = [line for line in lines if line.get("request_id") == "served-1"]
+        assert set(access) == ACCESS_FIELDS, by
+        assert (access["level"], access["route"], access["status"]) == (
+            "INFO",
+            "/v1/gradients",
+            200,
+        ), by
+        outlines[by] = [
+            (line["level"], line["logger"], re.sub(r"\d+", "N", line["message"]))
+            for line in lines
+            if line["logger"] != "gradserve.access"  # /healthz is polled until it answers
+        ]
+    assert outlines["gradserve"] == outlines["uvicorn"]
+    assert ("INFO", "uvicorn.error", "Started server process [N]") in outlines["uvicorn"]
+    assert ("INFO", "uvicorn.error", "Finished server process [N]") in outlines["uvicorn"]
+
+
+def promtool_says(exposition: str) -> tuple[int, str]:
+    """`promtool check metrics` on `exposition`: its exit status and all it printed (nothing,
+    when the metrics are well formed and follow Prometheus's naming rules)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail(
+            "promtool is not installed: it comes with Debian's prometheus package, "
+            "`apt-get install --no-install-recommends prometheus` (.ci/run installs it)"
+        )
+    checked = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=exposition.encode(),
+        capture_output=True,
+        timeout=60,
+        check=False,
     )
-    assert response.headers["x-request-id"] == "served-1"
-    for _ in range(50):  # the line is written once the answer is sent
-        lines = log.read_text().splitlines()
-        entries = [json.loads(line) for line in lines if line.startswith("{")]
-        if any(entry["request_id"] == "served-1" for entry in entries):
-            break
-        time.sleep(0.1)
-    [entry] = [entry for entry in entries if entry["request_id"] == "served-1"]
-    assert set(entry) == ACCESS_FIELDS
-    assert (entry["route"], entry["status"]) == ("/v1/gradients", 200)
-    assert not [line for line in lines if "HTTP/1.1" in line]  # no uvicorn access line
+    return checked.returncode, (checked.stdout + checked.stderr).decode()
+
+
+@pytest.mark.slow
+def test_promtool_finds_nothing_to_say_of_a_live_scrape(live_server: str) -> None:
+    """After answers of several kinds: computed, refused, unmatched, the docs and their files."""
+    with httpx.Client(base_url=live_server) as client:
+        assert client.post("/v1/gradients", json=examples.REQUEST).status_code == 200
+        assert client.post("/v1/grade", json=examples.GRADE_REQUEST).status_code == 200
+        assert client.post("/v1/gradients", json=examples.SHAPE_MISMATCH_REQUEST).status_code == 422
+        assert client.post("/v1/gradients", content=b"{").status_code in (400, 415)
+        assert client.get("/no/such/path").status_code == 404
+        assert client.get("/openapi.json").status_code == 200
+        assert client.get("/static-offline-docs/swagger-ui.css").status_code == 200
+        assert client.get("/readyz").status_code == 200
+        exposition = client.get("/metrics").text
+    assert "process_resident_memory_bytes" in exposition
+    assert promtool_says(exposition) == (0, "")
 
 
 @pytest.mark.slow
@@ -685,6 +752,7 @@ def test_metrics_add_up_every_worker(tmp_path: Path, monkeypatch: pytest.MonkeyP
             families = {family.name for family in text_string_to_metric_families(text)}
             assert "python_info" in families
             assert not {name for name in families if name.startswith("process_")}  # per worker
+            assert promtool_says(text) == (0, "")
             scrapes.append(
                 {
                     sample.name: sample.value
