@@ -547,6 +547,25 @@ class TestEveryRouteIsLabelledByItsTemplate:
             "200",
         )
 
+    async def test_under_a_root_path(self) -> None:
+        """As behind a proxy's prefix: routing into the docs' mount changes the root path."""
+        app = create_app(Settings(api_keys={self.KEY: "compute"}))
+        transport = httpx.ASGITransport(app=app, root_path="/api")
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://gradserve.test"
+        ) as client:
+            for path in ("/openapi.json", "/static-offline-docs/swagger-ui.css"):
+                assert (await client.get(f"/api{path}")).status_code == 200
+            assert (await client.post("/api/v1/grade")).status_code == 401
+            assert (await client.get("/api/no/such/path")).status_code == 404
+            counted = requests_counted(await scrape(client))
+        assert counted == {
+            ("/openapi.json", "GET", "200"): 1,
+            ("/static-offline-docs/{path}", "GET", "200"): 1,
+            ("/v1/grade", "POST", "401"): 1,
+            ("unmatched", "GET", "404"): 1,
+        }
+
     async def test_refused_for_a_missing_key_or_a_role(self) -> None:
         settings = Settings(api_keys={self.KEY: "compute"}, failed_auth_per_minute=0)
         app = create_app(settings)
