@@ -22,6 +22,10 @@ It is applied wherever the app may be served from, so that the logs are the same
   the supervisor, which never imports the app, still writes its few lines as plain text: serve
   several workers with ``gradserve serve --workers N``.
 
+Applying it again is safe, as under `gradserve serve`: `logging.config.dictConfig` closes the
+handlers configured before (uvicorn's write to the standard streams, which stay open), and
+leaves every existing logger working (``disable_existing_loggers`` is off).
+
 Levels: gradserve's loggers from INFO (the access log is INFO), uvicorn's from INFO (its start
 and stop; ``uvicorn --log-level`` still sets that of `uvicorn.error`), every other from WARNING.
 uvicorn's own access log is off whichever way the app is served: ``uvicorn.access`` has no
