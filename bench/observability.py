@@ -18,6 +18,7 @@ import httpx
 from fastapi import FastAPI
 
 from service.app import create_app
+from service.ops.logs import json_formatter
 from service.ops.observability import ACCESS_LOGGER, Observability
 from service.settings import Settings
 
@@ -48,7 +49,9 @@ async def seconds_per_request(app: FastAPI) -> float:
 
 async def main() -> None:
     access = logging.getLogger(ACCESS_LOGGER)
-    access.addHandler(logging.StreamHandler(io.StringIO()))  # formatted and written, then dropped
+    dropped = logging.StreamHandler(io.StringIO())
+    dropped.setFormatter(json_formatter())  # formatted as served, written, then dropped
+    access.addHandler(dropped)
     access.setLevel(logging.INFO)
     access.propagate = False
     variants = {

@@ -48,6 +48,7 @@ from service.api.schemas import (
 from service.ops.auth import ApiKeys, with_security
 from service.ops.cors import add_cors
 from service.ops.limits import BodySizeLimit
+from service.ops.logs import configure_logging
 from service.ops.memory import MemoryTrimmer, ReturnMemory, malloc_trim
 from service.ops.observability import install_observability, readiness_lifespan
 from service.ops.shutdown import GracefulShutdown
@@ -169,4 +170,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+configure_logging()  # before the app exists: the same JSON lines, served by uvicorn or gradserve
 app = create_app()

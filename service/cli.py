@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from service.ops.observability import logging_config
+from service.ops.logs import LOGGING_CONFIG
 from service.settings import get_settings
 
 STARTUP_FAILURE = 3
@@ -65,8 +65,7 @@ def serve(host: str, port: int, workers: int, app: str = "service.app:app") -> N
         port=port,
         workers=workers,
         timeout_graceful_shutdown=get_settings().shutdown_grace_seconds,
-        log_config=logging_config(),
-        access_log=False,  # the app writes its own, in JSON, when GRADSERVE_ACCESS_LOG is on
+        log_config=LOGGING_CONFIG,  # JSON lines, the supervisor's too (service.ops.logs)
     )
     server = uvicorn.Server(config)
     if workers > 1:

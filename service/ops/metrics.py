@@ -7,17 +7,31 @@
     gradserve_compute_seconds{endpoint}                  histogram of the computation alone
     gradserve_rejections_total{reason}                   4xx and 5xx answers, by reason
     gradserve_requests_in_flight                         requests being answered now
+    process_*                                            this process's CPU, memory, open files
+    python_info{implementation,major,minor,patchlevel,version}    the Python running it
 
-`route` is the route's template ("/v1/grade"), "unmatched" when no route matched (404) and
-"unrouted" when the answer came before routing (a 413 for a declared Content-Length over the
-limit), so the label set stays small whatever paths clients send. `method` is one of
+`route` is the template of the route the path matches ("/v1/grade",
+"/static-offline-docs/{path}"), whichever piece of the app answered (a 401 from `ApiKeys`, a
+413 from `BodySizeLimit`), and "unmatched" when no route matches it, so the label set stays small
+whatever paths clients send (`service.ops.observability.route_template`). `method` is one of
 `METHODS`, or "other".
 
 Each app gets its own `CollectorRegistry`, so apps built side by side (as tests do) never share
-counts. With several worker processes, set ``PROMETHEUS_MULTIPROC_DIR`` to an existing, empty
-directory before starting (empty it again before each start: values left there are added in):
-each worker then writes its values there and ``/metrics``, whichever worker answers, adds up
-those of every worker (`prometheus_client.multiprocess`).
+counts; prometheus-client's `ProcessCollector` and `PlatformCollector` give the ``process_*``
+metrics and ``python_info``. No metric has a ``_created`` series
+(`prometheus_client.disable_created_metrics`, for the whole process): in the text format a
+creation time is a series of its own for every label set, which Prometheus would store at every
+scrape and use for nothing.
+
+With several worker processes, set ``PROMETHEUS_MULTIPROC_DIR`` to an existing, empty directory
+before starting (empty it again before each start: values left there are added in): each worker
+then writes its values there and ``/metrics``, whichever worker answers, adds up those of every
+worker (`prometheus_client.multiprocess`). There are no ``process_*`` metrics then: each worker
+is a process of its own, and the values of the one that happens to answer a scrape (its memory,
+its CPU time, its start time) would jump from scrape to scrape, a counter seeming to reset each
+time; prometheus-client cannot add them up. Read the memory and CPU of the whole container or pod
+from the orchestrator instead (cAdvisor, the kubelet), or serve one worker per container, as the
+image and the deployments do.
 """
 
 from __future__ import annotations
@@ -31,6 +45,9 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
     generate_latest,
     multiprocess,
 )
@@ -70,6 +87,9 @@ def rejection_reason(status: int) -> str:
     return REJECTION_REASONS.get(status) or ("error" if status >= 500 else "other")
 
 
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+
 def multiprocess_mode() -> bool:
     """Whether prometheus-client keeps its values in files, for several worker processes."""
     return MULTIPROCESS_DIR_VARIABLE in os.environ
@@ -80,6 +100,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.requests = Counter(
             "gradserve_requests",
@@ -140,10 +162,12 @@ class Metrics:
         self.child(self.compute, endpoint).observe(seconds)
 
     def exposition(self) -> bytes:
-        """The metrics in the text format: this app's, or every worker's in multiprocess mode."""
+        """The metrics in the text format: this app's and its process's, or in multiprocess
+        mode every worker's, with ``python_info`` (the same in every worker)."""
         if multiprocess_mode():
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            PlatformCollector(registry=registry)
             return generate_latest(registry)
         return generate_latest(self.registry)
 

@@ -12,14 +12,15 @@ Wired into an app in two steps, both public hooks of FastAPI:
 ``X-Request-ID`` or generated, kept in ``scope["state"]["request_id"]``
 (``request.state.request_id``) and echoed as ``X-Request-ID`` on the answer (unless the answer
 already carries one); counts the answer in `service.ops.metrics`; and, with
-`Settings.access_log`, writes one JSON line per request on the logger ``gradserve.access``. It
-reads no body and copies none: it only watches the messages go by. Every answer of the app's
-middleware and routes passes through it (a 401 from `service.ops.auth`, a 413 from
-`service.ops.limits`, a 404). An exception passing through it is counted and logged as a 500,
-with no bytes sent: the 500 itself is sent afterwards, from outside every user middleware, by
-Starlette's server-error middleware with the app's handler for `Exception`
-(`service.api.handlers.on_internal_error`), which sets ``X-Request-ID`` from
-``request.state.request_id``.
+`Settings.access_log`, writes one line per request on the logger ``gradserve.access``, its
+fields given with ``extra=`` (a JSON object by `service.ops.logs`). It reads no body and copies
+none: it only watches the messages go by. Every answer of the app's middleware and routes passes
+through it (a 401 from `service.ops.auth`, a 413 from `service.ops.limits`, a 404), labelled
+with the template of the route its path matches (`route_template`). An exception passing
+through it is counted and logged as a 500, with no bytes sent: the 500 itself is sent
+afterwards, from outside every user middleware, by Starlette's server-error middleware with the
+app's handler for `Exception` (`service.api.handlers.on_internal_error`), which sets
+``X-Request-ID`` from ``request.state.request_id``.
 
 ``GET /readyz`` answers 200 when the app has started, is not shutting down, and every readiness
 check passes; 503 otherwise. A readiness check is a callable taking nothing and returning None
@@ -35,21 +36,18 @@ than the one its status implies (``/readyz`` counts its 503 as "not_ready", not 
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, nullcontext
-from copy import deepcopy
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-import uvicorn.config
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.routing import BaseRoute, Match, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send, StatelessLifespan
 
 from service.api.errors import echoed, http_problem
@@ -80,30 +78,56 @@ def request_id(headers: list[tuple[bytes, bytes]]) -> str:
     return uuid.uuid4().hex
 
 
-def route_template(scope: Scope) -> str:
-    """The template of the route that answered ("/v1/grade"), "unmatched" when the router found
-    none, and "unrouted" when the answer came before routing (e.g. a 413 from `BodySizeLimit`).
+def route_template(scope: Scope, router: Router, root_path: str) -> str:
+    """The template of the route the request's path matches ("/v1/grade"), whichever piece of
+    the app answered it, or "unmatched" when no route of `router` matches it.
 
-    Routes are added to the app's own list, without a prefix (`service.app`)."""
+    The route that answered is in the scope when FastAPI's router or `FastLane` chose it. When
+    the router ran and chose none (no ``endpoint`` either), no route matches. Otherwise, because
+    the answer came before routing (a 401 or 429 from `ApiKeys`, a 413 from `BodySizeLimit`) or
+    from a route that does not record itself (Starlette's own routes and mounts: /openapi.json,
+    the docs' static files), the path is matched against the routes as the router matches it,
+    below the `root_path` the request came with: the first route that matches fully, else the
+    first that matches the path alone (a 405). Only those requests pay for the matching, about
+    1 us a route. Routes are added to the app's own list, without a prefix (`service.app`).
+    """
     route = scope.get("route")
-    if route is not None:
-        return str(getattr(route, "path", "unmatched"))
-    return "unmatched" if "router" in scope else "unrouted"
+    if route is None:
+        if "router" in scope and "endpoint" not in scope:
+            return "unmatched"
+        path = {"type": "http", "path": scope["path"], "root_path": root_path}
+        route = matched_route(router.routes, {**path, "method": scope["method"]})
+    return "unmatched" if route is None else str(getattr(route, "path_format", "unmatched"))
+
+
+def matched_route(routes: list[BaseRoute], scope: Scope) -> BaseRoute | None:
+    """The route Starlette's router would choose for `scope`: the first that matches fully,
+    else the first that matches all but the method; None when none matches."""
+    partial = None
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return route
+        if match is Match.PARTIAL and partial is None:
+            partial = route
+    return partial
 
 
 class Observability:
     """Request id, metrics and access log for each HTTP request; see the module docstring."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: bool) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: bool, router: Router) -> None:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
+        self.router = router
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
+        root_path = scope.get("root_path", "")  # as it came: routing into a mount changes it
         state = scope.setdefault("state", {})
         state["request_id"] = rid = request_id(scope["headers"])
         id_header = (REQUEST_ID_HEADER, rid.encode("ascii"))
@@ -132,52 +156,37 @@ class Observability:
             compute_observer.reset(token)
             self.metrics.in_flight.dec()
             seconds = time.perf_counter() - start
-            route = route_template(scope)
+            route = route_template(scope, self.router, root_path)
             self.metrics.observe(
                 route, scope["method"], status, seconds, state.get("rejection_reason")
             )
             if self.access_log and access_logger.isEnabledFor(logging.INFO):
-                access_logger.info(access_line(scope, route, status, seconds, sent))
+                log_access(access_fields(scope, route, status, seconds, sent))
 
 
-def access_line(scope: Scope, route: str, status: int, seconds: float, sent: int) -> str:
-    """The access log line of a request, one JSON object: what was asked of which route, by
-    whom, and how it went; never a header, a body or a query string. The method and the path
-    are cut to `MAX_ECHO_CHARS` (`echoed`), so that a line stays short whatever the request."""
+def access_fields(
+    scope: Scope, route: str, status: int, seconds: float, sent: int
+) -> dict[str, Any]:
+    """The fields of a request's access log line: what was asked of which route, by whom, and
+    how it went; never a header, a body or a query string. The method and the path are cut to
+    `MAX_ECHO_CHARS` (`echoed`), so that a line stays short whatever the request."""
     client = scope.get("client")
-    return json.dumps(
-        {
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "request_id": scope["state"]["request_id"],
-            "method": echoed(scope["method"]),
-            "path": echoed(scope["path"]),
-            "route": route,
-            "status": status,
-            "duration_ms": round(seconds * 1000, 3),
-            "bytes": sent,
-            "client": client[0] if client else None,
-        },
-        separators=(",", ":"),
-    )
+    return {
+        "request_id": scope["state"]["request_id"],
+        "method": echoed(scope["method"]),
+        "path": echoed(scope["path"]),
+        "route": route,
+        "status": status,
+        "duration_ms": round(seconds * 1000, 3),
+        "bytes": sent,
+        "client": client[0] if client else None,
+    }
 
 
-def logging_config() -> dict[str, Any]:
-    """uvicorn's logging configuration, plus the access log: each line as it is (the JSON
-    object), on stdout. `gradserve serve` passes it to uvicorn, which applies it in every
-    worker process."""
-    config = deepcopy(uvicorn.config.LOGGING_CONFIG)
-    config["formatters"]["gradserve_access"] = {"format": "%(message)s"}
-    config["handlers"]["gradserve_access"] = {
-        "class": "logging.StreamHandler",
-        "formatter": "gradserve_access",
-        "stream": "ext://sys.stdout",
-    }
-    config["loggers"][ACCESS_LOGGER] = {
-        "handlers": ["gradserve_access"],
-        "level": "INFO",
-        "propagate": False,
-    }
-    return config
+def log_access(fields: dict[str, Any]) -> None:
+    """Write the access log line of a request, its `fields` beside the message ("POST
+    /v1/gradients 200"), which `service.ops.logs` formats as one JSON object."""
+    access_logger.info("%s %s %d", fields["method"], fields["path"], fields["status"], extra=fields)
 
 
 @dataclass
@@ -293,4 +302,6 @@ def install_observability(app: FastAPI, settings: Settings) -> None:
     if not hasattr(app.state, "readiness_checks"):
         app.state.readiness_checks = []
     app.router.routes.extend(router.routes)
-    app.add_middleware(Observability, metrics=app_metrics, access_log=settings.access_log)
+    app.add_middleware(
+        Observability, metrics=app_metrics, access_log=settings.access_log, router=app.router
+    )

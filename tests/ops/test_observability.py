@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
+import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,27 +22,33 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.routing import BaseRoute
 
 from service.api import examples
 from service.api.errors import MAX_ECHO_CHARS
 from service.api.timing import timed_compute
 from service.app import create_app
+from service.ops.auth import PROTECTED
+from service.ops.logs import json_formatter
 from service.ops.metrics import REJECTION_REASONS
 from service.ops.observability import (
+    ACCESS_LOGGER,
     Observability,
-    access_line,
+    access_fields,
     install_observability,
     readiness_lifespan,
 )
 from service.settings import Settings
-from tests.support.server import running_server
+from tests.support.server import GRADSERVE, UVICORN, running_server
 
 pytestmark = pytest.mark.anyio
 
 PROBLEM_JSON = "application/problem+json"
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
+LINE_FIELDS = {"time", "level", "logger", "message"}
+"""The fields of every log line (`service.ops.logs`)."""
 ACCESS_FIELDS = {
-    "time",
+    *LINE_FIELDS,
     "request_id",
     "method",
     "path",
@@ -69,8 +78,9 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 
 def access_entries(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
-    """The access log lines captured, each parsed from its JSON."""
-    lines = [r.getMessage() for r in caplog.records if r.name == "gradserve.access"]
+    """The access log lines captured, each formatted as served and parsed from its JSON."""
+    formatter = json_formatter()
+    lines = [formatter.format(r) for r in caplog.records if r.name == "gradserve.access"]
     assert all("\n" not in line for line in lines)
     return [json.loads(line) for line in lines]
 
@@ -223,6 +233,8 @@ class TestAccessLog:
         await client.get("/no/such/path")
         first, second = access_entries(caplog)
         assert set(first) == ACCESS_FIELDS
+        assert (first["level"], first["logger"]) == ("INFO", "gradserve.access")
+        assert first["message"] == "POST /v1/gradients 200"
         assert first["request_id"] == "log-1"
         assert first["method"] == "POST"
         assert first["path"] == "/v1/gradients"
@@ -248,11 +260,14 @@ class TestAccessLog:
             "state": {"request_id": "long-1"},
             "client": ("10.0.0.1", 4321),
         }
-        line = access_line(scope, "unmatched", 404, 0.001, 116)
+        fields = access_fields(scope, "unmatched", 404, 0.001, 116)
+        record = logging.makeLogRecord({"name": ACCESS_LOGGER, "msg": "%s %s %d", **fields})
+        record.args = (fields["method"], fields["path"], 404)
+        line = json_formatter().format(record)
         entry = json.loads(line)
         assert entry["path"] == "/" + "a" * (MAX_ECHO_CHARS - 2) + "\u2026"
         assert entry["method"] == "A" * (MAX_ECHO_CHARS - 1) + "\u2026"
-        assert len(line) < 512
+        assert len(line) < 1024
 
     async def test_no_line_when_the_access_log_is_off(
         self, caplog: pytest.LogCaptureFixture
@@ -392,6 +407,17 @@ class TestMetrics:
         }
         assert value(samples, "gradserve_rejections_total", reason="overloaded") == 0
 
+    async def test_the_process_is_measured_and_nothing_has_a_created_series(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        await client.post("/v1/gradients", json=examples.REQUEST)
+        samples = await scrape(client)
+        assert value(samples, "process_resident_memory_bytes") > 0
+        assert value(samples, "process_cpu_seconds_total") > 0
+        assert value(samples, "process_start_time_seconds") > 0
+        assert {name for (name, _) in samples if name.startswith("python_info")} == {"python_info"}
+        assert not [name for (name, _) in samples if name.endswith("_created")]
+
     async def test_compute_time_is_observed_per_endpoint(self, client: httpx.AsyncClient) -> None:
         await client.post("/v1/gradients", json=examples.REQUEST)
         await client.post("/v1/gradients", json=examples.SHAPE_MISMATCH_REQUEST)  # not computed
@@ -450,6 +476,121 @@ class TestMetrics:
         document = (await client.get("/openapi.json")).json()
         assert "/metrics" not in document["paths"]
         assert document["paths"]["/readyz"]["get"]["tags"] == ["operations"]
+
+
+def template(route: BaseRoute) -> str:
+    """The route's template, as Starlette formats it ("/static-offline-docs/{path}")."""
+    return str(getattr(route, "path_format", ""))
+
+
+def route_request(route: BaseRoute) -> tuple[str, str]:
+    """A method and a path that `route` matches fully: its first method (GET for a mount) and
+    its template with each parameter given the value "1"."""
+    methods = sorted(getattr(route, "methods", None) or {"GET"})
+    return methods[0], re.sub(r"\{[^}]+\}", "1", template(route))
+
+
+def requests_counted(samples: Samples) -> Counter[tuple[str, str, str]]:
+    """`gradserve_requests_total` by (route, method, status)."""
+    counted: Counter[tuple[str, str, str]] = Counter()
+    for (name, labels), count in samples.items():
+        if name == "gradserve_requests_total" and count:
+            label = dict(labels)
+            counted[(label["route"], label["method"], label["status"])] = int(count)
+    return counted
+
+
+class TestEveryRouteIsLabelledByItsTemplate:
+    """Whichever part of the app answers: a route, `FastLane`, Starlette's own routes and mounts
+    (/openapi.json, the docs' files), `ApiKeys` (401, 403, 429) or `BodySizeLimit` (413). The
+    routes are taken from the app, so that a route added later is checked too."""
+
+    KEY = "compute-k3y"
+
+    async def send_to_each(
+        self, app: FastAPI, routes: list[BaseRoute], **sent: Any
+    ) -> Counter[tuple[str, str, str]]:
+        """Send one request to each of `routes`, check that /metrics counts each under its
+        route's template, and return what was sent: (template, method, status) counted."""
+        assert routes
+        sent_to: Counter[tuple[str, str, str]] = Counter()
+        async with client_of(app) as client:
+            for route in routes:
+                method, path = route_request(route)
+                response = await client.request(method, path, **sent)
+                sent_to[(template(route), method, str(response.status_code))] += 1
+            assert requests_counted(await scrape(client)) == sent_to
+        return sent_to
+
+    @staticmethod
+    def statuses(sent_to: Counter[tuple[str, str, str]]) -> set[str]:
+        return {status for (_, _, status) in sent_to}
+
+    async def test_every_route_answering(self, app: FastAPI) -> None:
+        sent_to = await self.send_to_each(app, app.routes)
+        templates = {route for (route, _, _) in sent_to}
+        assert {"/openapi.json", "/static-offline-docs/{path}", "/metrics", "/readyz"} <= templates
+
+    @pytest.mark.parametrize(
+        "path",
+        ["/openapi.json", "/docs", "/redoc", "/static-offline-docs/swagger-ui.css"],
+    )
+    async def test_the_docs_and_their_files(self, client: httpx.AsyncClient, path: str) -> None:
+        assert (await client.get(path)).status_code == 200
+        [(route, status)] = [
+            (route, status)
+            for (route, method, status) in requests_counted(await scrape(client))
+            if method == "GET"
+        ]
+        assert (route, status) == (
+            "/static-offline-docs/{path}" if path.startswith("/static") else path,
+            "200",
+        )
+
+    async def test_under_a_root_path(self) -> None:
+        """As behind a proxy's prefix: routing into the docs' mount changes the root path."""
+        app = create_app(Settings(api_keys={self.KEY: "compute"}))
+        transport = httpx.ASGITransport(app=app, root_path="/api")
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://gradserve.test"
+        ) as client:
+            for path in ("/openapi.json", "/static-offline-docs/swagger-ui.css"):
+                assert (await client.get(f"/api{path}")).status_code == 200
+            assert (await client.post("/api/v1/grade")).status_code == 401
+            assert (await client.get("/api/no/such/path")).status_code == 404
+            counted = requests_counted(await scrape(client))
+        assert counted == {
+            ("/openapi.json", "GET", "200"): 1,
+            ("/static-offline-docs/{path}", "GET", "200"): 1,
+            ("/v1/grade", "POST", "401"): 1,
+            ("unmatched", "GET", "404"): 1,
+        }
+
+    async def test_refused_for_a_missing_key_or_a_role(self) -> None:
+        settings = Settings(api_keys={self.KEY: "compute"}, failed_auth_per_minute=0)
+        app = create_app(settings)
+        protected = [route for route in app.routes if template(route).startswith(PROTECTED)]
+        assert self.statuses(await self.send_to_each(app, protected)) == {"401"}
+        not_for_compute = [
+            route for route in protected if not template(route).startswith("/v1/gradients")
+        ]
+        sent_to = await self.send_to_each(
+            create_app(settings), not_for_compute, headers={"X-API-Key": self.KEY}
+        )
+        assert self.statuses(sent_to) == {"403"}
+
+    async def test_refused_past_the_limit_of_failed_authentications(self) -> None:
+        app = create_app(Settings(api_keys={self.KEY: "compute"}, failed_auth_per_minute=1))
+        protected = [route for route in app.routes if template(route).startswith(PROTECTED)]
+        sent_to = await self.send_to_each(app, protected * 2)  # 401 once, then 429
+        assert self.statuses(sent_to) == {"401", "429"}
+        assert all(sent_to[(template(route), "POST", "429")] for route in protected)
+
+    async def test_refused_for_a_body_over_the_limit(self) -> None:
+        app = create_app(Settings(max_body_bytes=10))
+        posts = [route for route in app.routes if "POST" in getattr(route, "methods", ())]
+        sent_to = await self.send_to_each(app, posts, content=b"x" * 11)
+        assert self.statuses(sent_to) == {"413"}
 
 
 class TestReadiness:
@@ -522,7 +663,7 @@ async def test_the_readme_documents_every_metric_reason_and_log_field(
         for family in text_string_to_metric_families((await client.get("/metrics")).text)
     }
     assert metrics
-    for name in metrics - {name for name in metrics if name.endswith("_created")}:
+    for name in metrics:
         assert f"`{name}" in operations, name
     for reason in {*REJECTION_REASONS.values(), "not_ready", "other"}:
         assert f"`{reason}`" in operations, reason
@@ -531,32 +672,87 @@ async def test_the_readme_documents_every_metric_reason_and_log_field(
     assert set(json.loads(example.group(1))) == ACCESS_FIELDS
 
 
-@pytest.fixture
-def access_log_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    log = tmp_path / "gradserve.log"
-    with running_server(log=log) as server:
-        yield server.url, log
+def served_lines(log: Path, command: Sequence[str]) -> list[dict[str, Any]]:
+    """Every line a server started by `command` writes from its start to its stop, with a
+    request to /v1/gradients in between, each parsed from its JSON (a line that is not JSON fails).
+    """
+    with running_server(log=log, command=command) as server:
+        response = httpx.post(
+            f"{server.url}/v1/gradients",
+            json=examples.REQUEST,
+            headers={"X-Request-ID": "served-1"},
+        )
+        assert response.headers["x-request-id"] == "served-1"
+        for _ in range(50):  # the access line is written once the answer is sent
+            if '"served-1"' in log.read_text():
+                break
+            time.sleep(0.1)
+    return [json.loads(line) for line in log.read_text().splitlines()]
 
 
 @pytest.mark.slow
-def test_gradserve_serve_writes_json_access_lines_only(
-    access_log_server: tuple[str, Path],
-) -> None:
-    url, log = access_log_server
-    response = httpx.post(
-        f"{url}/v1/gradients", json=examples.REQUEST, headers={"X-Request-ID": "served-1"}
+def test_the_same_json_lines_served_by_gradserve_or_by_uvicorn(tmp_path: Path) -> None:
+    """Every line JSON with its time, level, logger and message, uvicorn's included; an access
+    line for each request and none from uvicorn's own access log; the same lines either way."""
+    served = {
+        "gradserve": served_lines(tmp_path / "gradserve.log", GRADSERVE),
+        "uvicorn": served_lines(tmp_path / "uvicorn.log", UVICORN),
+    }
+    outlines = {}
+    for by, lines in served.items():
+        assert all(set(line) >= LINE_FIELDS for line in lines), by
+        assert {line["logger"] for line in lines} == {"uvicorn.error", "gradserve.access"}, by
+        [access] = [line for line in lines if line.get("request_id") == "served-1"]
+        assert set(access) == ACCESS_FIELDS, by
+        assert (access["level"], access["route"], access["status"]) == (
+            "INFO",
+            "/v1/gradients",
+            200,
+        ), by
+        outlines[by] = [
+            (line["level"], line["logger"], re.sub(r"\d+", "N", line["message"]))
+            for line in lines
+            if line["logger"] != "gradserve.access"  # /healthz is polled until it answers
+        ]
+    assert outlines["gradserve"] == outlines["uvicorn"]
+    assert ("INFO", "uvicorn.error", "Started server process [N]") in outlines["uvicorn"]
+    assert ("INFO", "uvicorn.error", "Finished server process [N]") in outlines["uvicorn"]
+
+
+def promtool_says(exposition: str) -> tuple[int, str]:
+    """`promtool check metrics` on `exposition`: its exit status and all it printed (nothing,
+    when the metrics are well formed and follow Prometheus's naming rules)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail(
+            "promtool is not installed: it comes with Debian's prometheus package, "
+            "`apt-get install --no-install-recommends prometheus` (.ci/run installs it)"
+        )
+    checked = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=exposition.encode(),
+        capture_output=True,
+        timeout=60,
+        check=False,
     )
-    assert response.headers["x-request-id"] == "served-1"
-    for _ in range(50):  # the line is written once the answer is sent
-        lines = log.read_text().splitlines()
-        entries = [json.loads(line) for line in lines if line.startswith("{")]
-        if any(entry["request_id"] == "served-1" for entry in entries):
-            break
-        time.sleep(0.1)
-    [entry] = [entry for entry in entries if entry["request_id"] == "served-1"]
-    assert set(entry) == ACCESS_FIELDS
-    assert (entry["route"], entry["status"]) == ("/v1/gradients", 200)
-    assert not [line for line in lines if "HTTP/1.1" in line]  # no uvicorn access line
+    return checked.returncode, (checked.stdout + checked.stderr).decode()
+
+
+@pytest.mark.slow
+def test_promtool_finds_nothing_to_say_of_a_live_scrape(live_server: str) -> None:
+    """After answers of several kinds: computed, refused, unmatched, the docs and their files."""
+    with httpx.Client(base_url=live_server) as client:
+        assert client.post("/v1/gradients", json=examples.REQUEST).status_code == 200
+        assert client.post("/v1/grade", json=examples.GRADE_REQUEST).status_code == 200
+        assert client.post("/v1/gradients", json=examples.SHAPE_MISMATCH_REQUEST).status_code == 422
+        assert client.post("/v1/gradients", content=b"{").status_code in (400, 415)
+        assert client.get("/no/such/path").status_code == 404
+        assert client.get("/openapi.json").status_code == 200
+        assert client.get("/static-offline-docs/swagger-ui.css").status_code == 200
+        assert client.get("/readyz").status_code == 200
+        exposition = client.get("/metrics").text
+    assert "process_resident_memory_bytes" in exposition
+    assert promtool_says(exposition) == (0, "")
 
 
 @pytest.mark.slow
@@ -572,6 +768,10 @@ def test_metrics_add_up_every_worker(tmp_path: Path, monkeypatch: pytest.MonkeyP
         for _ in range(4):
             with httpx.Client() as client:
                 text = client.get(f"{server.url}/metrics").text
+            families = {family.name for family in text_string_to_metric_families(text)}
+            assert "python_info" in families
+            assert not {name for name in families if name.startswith("process_")}  # per worker
+            assert promtool_says(text) == (0, "")
             scrapes.append(
                 {
                     sample.name: sample.value

@@ -1,4 +1,5 @@
-"""A real `gradserve serve` process on a free loopback port, for tests and benchmarks."""
+"""A real server process (`gradserve serve`, or uvicorn alone) on a free loopback port, for
+tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +25,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+GRADSERVE = ("gradserve", "serve")
+UVICORN = ("uvicorn", "service.app:app")
+"""The app served by uvicorn alone, as a user of uvicorn would serve it."""
+
+
 @dataclass
 class Server:
-    """A `gradserve serve` process answering at `url`."""
+    """A server process answering at `url`."""
 
     url: str
     process: subprocess.Popen[bytes]
@@ -39,18 +45,23 @@ class Server:
 
 @contextmanager
 def running_server(
-    *options: str, log: Path | None = None, env: dict[str, str] | None = None
+    *options: str,
+    log: Path | None = None,
+    env: dict[str, str] | None = None,
+    command: Sequence[str] = GRADSERVE,
 ) -> Iterator[Server]:
-    """Start `gradserve serve` with `options`, wait for /healthz, yield it, then stop it.
+    """Start `command` (a program of this environment, `GRADSERVE` or `UVICORN`) with
+    ``--port`` and `options`, wait for /healthz, yield it, then stop it (SIGTERM).
 
-    `env` adds environment variables (settings: GRADSERVE_...). The server's output goes to
-    `log` when given, and is quoted if the server fails to start.
+    `env` adds environment variables (settings: GRADSERVE_...). The server's output, stdout and
+    stderr, goes to `log` when given, and is quoted if the server fails to start.
     """
     port = free_port()
-    command = [str(Path(sys.executable).parent / "gradserve"), "serve", "--port", str(port)]
+    program, *arguments = command
+    line = [str(Path(sys.executable).parent / program), *arguments, "--port", str(port), *options]
     with log.open("wb") if log else open(os.devnull, "wb") as output:
         process = subprocess.Popen(
-            [*command, *options],
+            line,
             stdout=output,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
@@ -66,7 +77,7 @@ def running_server(
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 said = log.read_text() if log else ""
-                raise RuntimeError(f"gradserve did not start: {command}\n{said}")
+                raise RuntimeError(f"the server did not start: {line}\n{said}")
             time.sleep(0.1)
         yield Server(url, process)
     finally:
