@@ -24,7 +24,7 @@ $(INSTALLED): pyproject.toml clients/python/pyproject.toml
 run: $(INSTALLED) ## serve on 127.0.0.1:8000 (the HOST and PORT variables move it)
 	$(BIN)/gradserve serve --host $(HOST) --port $(PORT)
 
-test: $(INSTALLED) ## run every test: service, Python client, JavaScript client (FAST=1 skips slow ones)
+test: $(INSTALLED) $(OPENAPI_TOOLS) ## run every test: service, both clients, the generated ones (FAST=1 skips slow ones)
 	$(BIN)/pytest $(PYTEST_ARGS)
 	cd clients/js && node --test
 
