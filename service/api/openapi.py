@@ -84,7 +84,8 @@ def openapi_schema(
 
     A model whose schema differs as read and as written (defaults that are optional in a request
     are always present in an answer) gets two components, ``<Model>-Input`` and
-    ``<Model>-Output``, and each request body and answer refers to its own."""
+    ``<Model>-Output`` (titled ``<Model>Input`` and ``<Model>Output``, as generated clients name
+    their classes), and each request body and answer refers to its own."""
     if app.openapi_schema is None:
         document = get_openapi(
             title=app.title,
@@ -101,7 +102,11 @@ def openapi_schema(
         answers: list[type[BaseModel]] = [*outputs, ProblemDetails]
         modes = [(model, read) for model in inputs] + [(model, written) for model in answers]
         refs, definitions = models_json_schema(modes, ref_template=REF_TEMPLATE)
-        document.setdefault("components", {})["schemas"] = definitions["$defs"]
+        schemas = definitions["$defs"]
+        for name, schema in schemas.items():
+            if "-" in name:  # a model apart as read and as written: a title of its own for each,
+                schema["title"] = name.replace("-", "")  # the generators name classes by it
+        document.setdefault("components", {})["schemas"] = schemas
         by_name = {(model.__name__, mode): refs[model, mode]["$ref"] for model, mode in modes}
         for operations in document["paths"].values():
             for operation in operations.values():
