@@ -50,6 +50,7 @@ from service.ops.cors import add_cors
 from service.ops.limits import BodySizeLimit
 from service.ops.memory import MemoryTrimmer, ReturnMemory, malloc_trim
 from service.ops.observability import install_observability, readiness_lifespan
+from service.ops.ratelimit import shared_limit
 from service.ops.shutdown import GracefulShutdown
 from service.settings import Settings, get_settings
 
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         keys=settings.api_keys,
         rate_limit_per_minute=settings.rate_limit_per_minute,
         failed_auth_per_minute=settings.failed_auth_per_minute,
+        shared=shared_limit(settings),
     )
     # Counts the bytes of every body and answer, refusals by ApiKeys and BodySizeLimit included.
     app.add_middleware(ReturnMemory, trimmer=MemoryTrimmer(malloc_trim()))
