@@ -50,7 +50,7 @@ def any_origin_alone(origins: list[str]) -> list[str]:
     return origins
 
 
-REDIS_SCHEMES = ("redis", "rediss", "redis+unix")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 def redis_location(url: str) -> str:
@@ -59,7 +59,7 @@ def redis_location(url: str) -> str:
     if url and scheme not in REDIS_SCHEMES:
         raise ValueError(
             f"the Redis URL's scheme is {scheme!r}; give redis://[:password@]host[:port][/db], "
-            "rediss:// (TLS) or redis+unix:///path/to/socket"
+            "rediss:// (TLS) or unix:///path/to/socket"
         )
     return url
 

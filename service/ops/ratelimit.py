@@ -21,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
+from redis.asyncio import ConnectionPool
 
 from service.settings import Settings
 
@@ -55,13 +57,16 @@ class SharedLimit:
         fail_open: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.pool = ConnectionPool.from_url(
+            url, socket_connect_timeout=timeout, socket_timeout=timeout
+        )
         self.storage = RedisStorage(
-            f"async+{url}",
+            "async+redis://",  # the pool's URL is the one used
             implementation="redispy",
+            # A documented option, which limits types as float | str | bool like the others.
+            connection_pool=self.pool,  # type: ignore[arg-type]
             key_prefix=KEY_PREFIX,
             wrap_exceptions=True,
-            socket_connect_timeout=timeout,
-            socket_timeout=timeout,
         )
         self.limiter = MovingWindowRateLimiter(self.storage)
         self.item = RateLimitItemPerMinute(per_minute, namespace=NAMESPACE)
@@ -102,6 +107,10 @@ class SharedLimit:
             logger.warning("Redis answers again: rate limits are shared again")
         return wait
 
+    async def close(self) -> None:
+        """Close the connections to Redis (at the app's shutdown)."""
+        await self.pool.aclose()
+
     def failed(self, error: BaseException) -> None:
         self.errors += 1
         self.retry_at = self.clock() + RETRY_SECONDS
@@ -114,6 +123,20 @@ class SharedLimit:
                 cause,
                 "are each process's own" if self.fail_open else "refuse every request (503)",
             )
+
+
+def closing(shared: SharedLimit | None) -> Callable[[object], AbstractAsyncContextManager[None]]:
+    """A lifespan for the app that closes `shared`'s connections when the app shuts down."""
+
+    @asynccontextmanager
+    async def lifespan(_: object) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if shared:
+                await shared.close()
+
+    return lifespan
 
 
 def shared_limit(settings: Settings) -> SharedLimit | None:
