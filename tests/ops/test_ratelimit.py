@@ -126,7 +126,9 @@ class TestRedisUnreachable:
         app = ApiKeys(create_app(Settings()), keys=KEYS, rate_limit_per_minute=2, shared=shared)
         return app, shared
 
-    async def test_fail_open_keeps_the_process_limit(self, caplog: pytest.LogCaptureFixture) -> None:
+    async def test_fail_open_keeps_the_process_limit(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
         app, shared = self.app(fail_open=True)
         with caplog.at_level(logging.WARNING, logger=ratelimit.__name__):
             assert await statuses(app, 3) == [200, 200, 429]
