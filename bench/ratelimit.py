@@ -1,6 +1,7 @@
 """The cost of a rate limit kept in Redis (`service.ops.ratelimit`) per request: tiny
-`POST /v1/gradients` requests with an API key through `httpx.ASGITransport`, to the same app with
-the key's limit in each process's memory and in a real redis-server on loopback, started here.
+`POST /v1/gradients` requests with an API key, the key's limit in each process's memory and in a
+real redis-server on loopback, started here. First in process, through `httpx.ASGITransport`;
+then over HTTP, to two `gradserve serve` servers, one counting in memory, one in Redis.
 
 Run with `.venv/bin/python -m bench.ratelimit` (needs Debian's redis-server). Prints, for each
 variant, the median time per request over interleaved rounds, and the time Redis adds: the
@@ -11,6 +12,7 @@ pass/fail threshold.
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import tempfile
 import time
@@ -24,6 +26,7 @@ from service.api import examples
 from service.app import create_app
 from service.settings import Role, Settings
 from tests.support.redis import running_redis
+from tests.support.server import running_server
 
 REQUESTS = 200 if QUICK else 1000
 ROUNDS = 3 if QUICK else 11
@@ -75,24 +78,59 @@ async def measure(redis_url: str) -> None:
             f"  {name:22} median {statistics.median(values) * 1e6:7.1f} us"
             f"  (requests' p5 {p5 * 1e6:.1f}, p95 {p95 * 1e6:.1f} us)"
         )
-    added = [
-        redis - memory
-        for redis, memory in zip(
-            medians["key, limit in Redis"], medians["key, limit in memory"], strict=True
-        )
-    ]
-    print(
-        f"  Redis adds {statistics.median(added) * 1e6:.1f} us a request "
-        f"(rounds from {min(added) * 1e6:.1f} to {max(added) * 1e6:.1f} us)"
-    )
+    print_added(medians["key, limit in memory"], medians["key, limit in Redis"])
     for app in variants.values():
         async with app.router.lifespan_context(app):
             pass  # its shutdown closes the connections to Redis
 
 
+def print_added(memory: list[float], redis: list[float]) -> None:
+    added = [with_redis - without for with_redis, without in zip(redis, memory, strict=True)]
+    print(
+        f"  Redis adds {statistics.median(added) * 1e6:.1f} us a request "
+        f"(rounds from {min(added) * 1e6:.1f} to {max(added) * 1e6:.1f} us)"
+    )
+
+
+def measure_live(redis_url: str) -> None:
+    """The same requests over HTTP on one kept-alive connection to each of two servers."""
+    env = {
+        "GRADSERVE_API_KEYS": json.dumps(KEYS),
+        "GRADSERVE_RATE_LIMIT_PER_MINUTE": str(LIMIT),
+        "GRADSERVE_ACCESS_LOG": "false",
+    }
+    body = json.dumps(examples.REQUEST).encode()
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    medians: dict[str, list[float]] = {"memory": [], "Redis": []}
+    with (
+        running_server(env=env) as in_memory,
+        running_server(env={**env, "GRADSERVE_REDIS_URL": redis_url}) as in_redis,
+        httpx.Client(base_url=in_memory.url, headers=headers) as to_memory,
+        httpx.Client(base_url=in_redis.url, headers=headers) as to_redis,
+    ):
+        clients = {"memory": to_memory, "Redis": to_redis}
+        for rounds in (1, ROUNDS):  # the first, a warm-up, is dropped
+            for name in medians:
+                medians[name].clear()
+            for _ in range(rounds):
+                for name, client in clients.items():
+                    times = []
+                    for _ in range(REQUESTS // 2):
+                        start = time.perf_counter()
+                        answer = client.post("/v1/gradients", content=body)
+                        times.append(time.perf_counter() - start)
+                        assert answer.status_code == 200, answer.text
+                    medians[name].append(statistics.median(times))
+    print(f"the same over HTTP to 2 servers, {ROUNDS} rounds of {REQUESTS // 2} requests each")
+    for name, values in medians.items():
+        print(f"  limit in {name:6} median {statistics.median(values) * 1e6:7.1f} us")
+    print_added(medians["memory"], medians["Redis"])
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as directory, running_redis(Path(directory)) as redis:
         asyncio.run(measure(redis.url))
+        measure_live(redis.url)
 
 
 if __name__ == "__main__":
