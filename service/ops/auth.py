@@ -26,7 +26,8 @@ with W workers a key may make up to W times its limit; with ``GRADSERVE_REDIS_UR
 requests are counted in Redis for every worker and replica at once (`SharedLimit`). Failed
 authentications are always counted by each worker process, so an address may fail W times its
 limit on each replica: checking a shared count would cost a Redis round trip on every request,
-before its key is compared, and keys are long random secrets that no rate of guessing reaches.
+before its key is compared, and a long random key (as the README asks for) is beyond guessing
+at W x R times the limit too.
 The addresses are those the server sees (behind a proxy, the forwarded ones uvicorn takes from a
 trusted proxy's headers); the `MAX_FAILING_CLIENTS` that failed last are remembered.
 """
