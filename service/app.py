@@ -51,6 +51,7 @@ from service.ops.limits import BodySizeLimit
 from service.ops.logs import configure_logging
 from service.ops.memory import MemoryTrimmer, ReturnMemory, malloc_trim
 from service.ops.observability import install_observability, readiness_lifespan
+from service.ops.ratelimit import closing, shared_limit
 from service.ops.shutdown import GracefulShutdown
 from service.settings import Settings, get_settings
 
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     innermost first, `install_observability` last.
     """
     settings = settings or get_settings()
+    shared = shared_limit(settings)  # each key's rate limit, in Redis where one is configured
     app = FastAPIOffline(
         title="gradserve",
         version=__version__,
@@ -126,7 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         servers=SERVERS,
         license_info=LICENSE,
         redirect_slashes=False,
-        lifespan=readiness_lifespan(),
+        lifespan=readiness_lifespan(closing(shared)),
     )
     app.state.settings = settings
     app.state.limiter = limiter = ComputeLimiter(
@@ -144,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         keys=settings.api_keys,
         rate_limit_per_minute=settings.rate_limit_per_minute,
         failed_auth_per_minute=settings.failed_auth_per_minute,
+        shared=shared,
     )
     # Counts the bytes of every body and answer, refusals by ApiKeys and BodySizeLimit included.
     app.add_middleware(ReturnMemory, trimmer=MemoryTrimmer(malloc_trim()))

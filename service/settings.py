@@ -50,6 +50,23 @@ def any_origin_alone(origins: list[str]) -> list[str]:
     return origins
 
 
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def redis_location(url: str) -> str:
+    """`url` as Redis's clients take it, or empty; the error never quotes it (a password)."""
+    scheme = urlsplit(url).scheme
+    if url and scheme not in REDIS_SCHEMES:
+        raise ValueError(
+            f"the Redis URL's scheme is {scheme!r}; give redis://[:password@]host[:port][/db], "
+            "rediss:// (TLS) or unix:///path/to/socket"
+        )
+    return url
+
+
+RedisUrl = Annotated[str, AfterValidator(redis_location)]
+"""A Redis URL, or empty (`Settings.redis_url`)."""
+
 WebOrigins = Annotated[
     list[Annotated[str, AfterValidator(web_origin)]], NoDecode, AfterValidator(any_origin_alone)
 ]
@@ -120,6 +137,23 @@ class Settings(BaseSettings):
         description="Origins of the web pages that may call the service from a browser (CORS), "
         'comma-separated or as a JSON list (["https://course.example.edu"]), or * for any; '
         "empty: none.",
+    )
+    redis_url: RedisUrl = Field(
+        default="",
+        repr=False,
+        description="Redis that keeps each API key's rate limit for every worker and replica "
+        "at once (redis://host:6379/0); empty: each worker process keeps its own.",
+    )
+    redis_timeout_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        description="Time allowed for one rate-limit round trip to Redis; beyond, Redis is "
+        "taken as unreachable.",
+    )
+    redis_fail_open: bool = Field(
+        default=True,
+        description="Where Redis is unreachable: true, each worker process limits each key "
+        "alone (as without Redis); false, 503 with Retry-After to every request with a key.",
     )
     access_log: bool = Field(default=True, description="JSON access log lines on stdout.")
     max_body_bytes_in_flight: int | None = Field(

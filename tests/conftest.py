@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -10,6 +11,7 @@ from fastapi import FastAPI
 
 from service.app import create_app
 from service.settings import Settings
+from tests.support.redis import RedisServer, running_redis
 
 
 @pytest.fixture
@@ -34,3 +36,10 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gradserve.test") as client:
         yield client
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real `redis-server` of this test's own, on a free loopback port (tests.support.redis)."""
+    with running_redis(tmp_path) as server:
+        yield server

@@ -12,15 +12,22 @@ matches them (`route_path`), so a root path opens nothing. In order:
 - no key, or a key not configured: 401, with ``WWW-Authenticate: Bearer realm="gradserve"``,
   counted as a failed authentication of the client's address;
 - a key whose role may not call the path (`PERMISSIONS`): 403, naming the role and what it may do;
-- a key past its rate limit: 429, with ``Retry-After``.
+- a key past its rate limit: 429, with ``Retry-After``; where the limit is kept in Redis
+  (`service.ops.ratelimit`) and Redis cannot answer, the process's own limit applies instead
+  (fail open, the default), or the request is refused with 503 and ``Retry-After`` (fail closed).
 
 A request that passes carries its key's role in ``scope["state"]["role"]``, which routes read as
 ``request.state.role`` (`service.api.routes.grading.caller_role`).
 
 A key is compared, by SHA-256 digest and in constant time, with every configured key; the
 middleware keeps only the digests, and no key is ever logged, echoed in an answer or shown in a
-repr. Rate limits are token buckets held in memory by each worker process, so with W workers a
-key may make up to W times its limit, and an address fail W times its limit of authentications.
+repr. Without Redis, rate limits are token buckets held in memory by each worker process, so
+with W workers a key may make up to W times its limit; with ``GRADSERVE_REDIS_URL`` a key's
+requests are counted in Redis for every worker and replica at once (`SharedLimit`). Failed
+authentications are always counted by each worker process, so an address may fail W times its
+limit on each replica: checking a shared count would cost a Redis round trip on every request,
+before its key is compared, and a long random key (as the README asks for) is beyond guessing
+at W x R times the limit too.
 The addresses are those the server sees (behind a proxy, the forwarded ones uvicorn takes from a
 trusted proxy's headers); the `MAX_FAILING_CLIENTS` that failed last are remembered.
 """
@@ -42,6 +49,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.api.errors import ProblemDetails, http_problem
 from service.api.handlers import problem_response
 from service.api.openapi import problem_responses
+from service.ops.ratelimit import SharedLimit
 from service.settings import Role, Settings
 
 PERMISSIONS: dict[Role, tuple[str, ...]] = {
@@ -180,13 +188,20 @@ class Credential:
     role: Role
     bucket: TokenBucket | None
 
+    @property
+    def identity(self) -> str:
+        """The key's name where its limit is shared (`SharedLimit`): its digest in hex."""
+        return self.key_digest.hex()
+
 
 class ApiKeys:
     """Check API keys, roles and per-key rate limits on /v1 paths; off when `keys` is empty.
 
     `keys` maps each key to its role; `rate_limit_per_minute` is each key's limit (0: none);
     `failed_auth_per_minute` each client address's limit of failed authentications (0: none);
-    `clock` is monotonic seconds, injectable for tests.
+    `shared`, where given, counts each key's requests for every process (`rate_limit_per_minute`
+    still applies where it cannot answer and fails open); `clock` is monotonic seconds,
+    injectable for tests.
     """
 
     def __init__(
@@ -195,10 +210,12 @@ class ApiKeys:
         keys: Mapping[str, Role],
         rate_limit_per_minute: int = 0,
         failed_auth_per_minute: int = DEFAULT_FAILED_AUTH_PER_MINUTE,
+        shared: SharedLimit | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.app = app
         self.rate_limit_per_minute = rate_limit_per_minute
+        self.shared = shared if rate_limit_per_minute else None
         self.failures = (
             FailedAuthentications(failed_auth_per_minute) if failed_auth_per_minute else None
         )
@@ -251,12 +268,24 @@ class ApiKeys:
         if not may_call(credential.role, route_path(scope)):
             await forbidden(credential.role)(scope, receive, send)
             return
-        wait = credential.bucket.take(self.clock()) if credential.bucket else 0.0
-        if wait:
-            await too_many(self.rate_limit_per_minute, wait)(scope, receive, send)
+        refusal = await self.rate_limited(credential) if credential.bucket else None
+        if refusal:
+            await refusal(scope, receive, send)
             return
         scope.setdefault("state", {})["role"] = credential.role  # the server's per-request copy
         await self.app(scope, receive, send)
+
+    async def rate_limited(self, credential: Credential) -> ASGIApp | None:
+        """The answer refusing a request of `credential` past its rate limit, or None if it may
+        go. The request is counted in Redis where the limit is shared; otherwise, or where
+        Redis cannot answer and the limit fails open, in the key's bucket in this process."""
+        shared, bucket = self.shared, credential.bucket
+        wait = await shared.take(credential.identity) if shared else None
+        if wait is None:
+            if shared and not shared.fail_open:
+                return limit_unavailable(shared.retry_after)
+            wait = bucket.take(self.clock()) if bucket else 0.0
+        return too_many(self.rate_limit_per_minute, wait) if wait else None
 
 
 def unauthorized(sent: bool) -> ASGIApp:
@@ -296,6 +325,19 @@ def too_many(per_minute: int, wait: float) -> ASGIApp:
 def too_many_problem(per_minute: int, retry_after: int) -> ProblemDetails:
     return http_problem(
         429, f"This API key may make {per_minute} requests a minute; retry after {retry_after} s."
+    )
+
+
+def limit_unavailable(wait: float) -> ASGIApp:
+    """503: the shared rate limit cannot count the request and fails closed."""
+    retry_after = max(1, math.ceil(wait))
+    return problem_response(
+        http_problem(
+            503,
+            "This API key's rate limit cannot be counted now (its store does not answer); "
+            f"retry after {retry_after} s.",
+        ),
+        headers={"Retry-After": str(retry_after)},
     )
 
 

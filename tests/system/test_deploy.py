@@ -20,6 +20,7 @@ import sys
 import zipfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -36,11 +37,14 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 KUBERNETES = ROOT / "deploy" / "kubernetes"
+REDIS_OVERLAY = ROOT / "deploy" / "kubernetes-redis"
+"""The optional overlay: the base plus a Redis for the shared rate limit."""
 DEPLOY_FILES = [
     DOCKERFILE,
     COMPOSE_FILE,
     ROOT / "deploy" / "api-keys.env.example",
     *sorted(KUBERNETES.glob("*.yaml")),
+    *sorted(REDIS_OVERLAY.glob("*.yaml")),
 ]
 KUBERNETES_VERSIONS = sorted({all_versions()[0], latest_version()})
 """The oldest and the newest Kubernetes whose schemas kubernetes-validate holds."""
@@ -225,11 +229,18 @@ def test_the_healthcheck_passes_on_a_live_server_only(live_server: str) -> None:
 # docker-compose.yml
 
 
-def compose_config(path: Path) -> subprocess.CompletedProcess[str]:
-    """`docker-compose config` of `path`: validated by Docker Compose, paths made absolute."""
+def compose_config(
+    path: Path, *options: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`docker-compose config` of `path`: validated by Docker Compose, paths made absolute.
+    `options` go before the command (``--profile redis``), `env` adds to the environment."""
     command = [tool("docker-compose"), "--project-directory", str(ROOT), "-f", str(path)]
     return subprocess.run(
-        [*command, "config", "--format", "json"], capture_output=True, text=True, timeout=60
+        [*command, *options, "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -314,6 +325,35 @@ def test_compose_nginx_runs_the_template_the_proxy_test_runs(
             timeout=30,
         )
         assert conf.read_text() == proxy.render(upstreams.split(), environment["NGINX_LISTEN"])
+
+
+def test_compose_redis_is_optional(compose: dict[str, Any]) -> None:
+    """Without the profile, no Redis and each process limits alone."""
+    assert "redis" not in compose["services"]
+    assert compose["services"]["api"]["environment"]["GRADSERVE_REDIS_URL"] == ""
+
+
+def test_compose_redis_profile_shares_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command at the top of docker-compose.yml: the profile and the URL it names."""
+    command = re.search(
+        r"#\s+(GRADSERVE_REDIS_URL=(\S+) docker compose --profile (\w+))",
+        (COMPOSE_FILE.read_text()),
+    )
+    assert command, "docker-compose.yml says how to start its Redis"
+    url, profile = command.group(2), command.group(3)
+    result = compose_config(COMPOSE_FILE, "--profile", profile, env={"GRADSERVE_REDIS_URL": url})
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    redis, api = services["redis"], services["api"]
+    assert redis["profiles"] == [profile]
+    environment = gradserve_variables(api["environment"])
+    settings = settings_from(environment, monkeypatch)
+    parts = urlsplit(settings.redis_url)
+    assert (parts.hostname, str(parts.port)) == ("redis", redis["expose"][0])
+    assert "ports" not in redis, "reachable by the replicas only"
+    assert redis["read_only"] is True
+    assert redis["cap_drop"] == ["ALL"]
+    assert redis["command"][1:5] == ["--save", "", "--appendonly", "no"], "saves nothing"
 
 
 def test_compose_health_check_is_the_image_health_check(compose: dict[str, Any]) -> None:
@@ -427,6 +467,62 @@ def test_kubernetes_resources_refer_to_each_other() -> None:
     backend = kubernetes_resource("Ingress")["spec"]["rules"][0]["http"]["paths"][0]["backend"]
     assert backend["service"]["name"] == service["metadata"]["name"]
     assert backend["service"]["port"]["name"] == service["spec"]["ports"][0]["name"]
+
+
+def redis_overlay() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The optional overlay's kustomization and the resources it adds to the base."""
+    kustomization = yaml.safe_load((REDIS_OVERLAY / "kustomization.yaml").read_text())
+    added = [
+        resource
+        for name in kustomization["resources"]
+        if name != "../kubernetes"
+        for resource in yaml.safe_load_all((REDIS_OVERLAY / name).read_text())
+    ]
+    return kustomization, added
+
+
+def redis_resource(kind: str) -> dict[str, Any]:
+    [resource] = [r for r in redis_overlay()[1] if r["kind"] == kind]
+    return resource
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("resource", [pytest.param(r, id=r["kind"]) for r in redis_overlay()[1]])
+def test_redis_overlay_manifest_is_valid_kubernetes(resource: dict[str, Any], version: str) -> None:
+    kubernetes_validate.validate(resource, version, strict=True)
+
+
+def test_redis_overlay_points_the_base_at_its_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    kustomization, _ = redis_overlay()
+    assert kustomization["resources"] == ["../kubernetes", "redis.yaml"]
+    [patch] = kustomization["patches"]
+    settings = kubernetes_resource("ConfigMap")
+    assert patch["target"] == {"kind": "ConfigMap", "name": settings["metadata"]["name"]}
+    [operation] = yaml.safe_load(patch["patch"])
+    assert operation["op"] == "replace"
+    assert operation["path"] == "/data/GRADSERVE_REDIS_URL"
+    assert settings["data"]["GRADSERVE_REDIS_URL"] == "", "the base: each pod alone"
+    url = settings_from({"GRADSERVE_REDIS_URL": operation["value"]}, monkeypatch).redis_url
+    service, deployment = redis_resource("Service"), redis_resource("Deployment")
+    [port] = service["spec"]["ports"]
+    assert (urlsplit(url).hostname, urlsplit(url).port) == (
+        service["metadata"]["name"],
+        port["port"],
+    )
+    pod = deployment["spec"]["template"]
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    [container] = pod["spec"]["containers"]
+    assert container["ports"][0]["name"] == port["targetPort"]
+
+
+def test_redis_pod_runs_unprivileged_and_saves_nothing() -> None:
+    pod = redis_resource("Deployment")["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert container["args"][:4] == ["--save", "", "--appendonly", "no"]
+    assert {"cpu", "memory"} <= container["resources"]["limits"].keys()
 
 
 # Settings, across the deployment
