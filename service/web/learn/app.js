@@ -501,7 +501,7 @@ function trace() {
   });
   box.append(
     h("h5", { text: t().traceHeading(i + 1, j + 1) }),
-    h("p", { text: t().traceSum }),
+    h("p", { text: t().traceSum(i + 1, j + 1) }),
     h("p", {}, h("code", { class: "sum", text: sum })),
     h("ol", { class: "trace-rows" }, items),
   );
