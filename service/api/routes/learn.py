@@ -11,7 +11,6 @@ offline by construction.
 
 from __future__ import annotations
 
-from functools import cache
 from html import escape
 from pathlib import Path
 
@@ -68,26 +67,20 @@ def offered(request: Request) -> list[str]:
     return modes(settings)
 
 
-@cache
-def asset(name: str) -> bytes | None:
-    """The bytes of the page's file `name` (no directories), or None when there is none."""
-    path = WEB / name
-    if "/" in name or path.suffix not in MEDIA_TYPES or not path.is_file():
-        return None
-    return path.read_bytes()
+ASSETS: dict[str, bytes] = {
+    path.name: path.read_bytes() for path in WEB.iterdir() if path.suffix in MEDIA_TYPES
+}
+"""The page's scripts and styles by name, read once: a request names one of these or gets a 404."""
 
 
-@cache
-def template() -> str:
-    return (WEB / PAGE).read_text(encoding="utf-8")
+TEMPLATE = (WEB / PAGE).read_text(encoding="utf-8")
+"""The page, with the places for the deployment's modes and whether it needs a key."""
 
 
 def page(page_modes: list[str], keys_required: bool) -> str:
     """The page, told the deployment's modes and whether it needs an API key."""
-    return (
-        template()
-        .replace("__MODES__", escape(" ".join(page_modes)))
-        .replace("__KEYS__", "required" if keys_required else "none")
+    return TEMPLATE.replace("__MODES__", escape(" ".join(page_modes))).replace(
+        "__KEYS__", "required" if keys_required else "none"
     )
 
 
@@ -110,7 +103,7 @@ async def learn_slash() -> Response:
 @router.get("/learn/{name}", include_in_schema=False)
 async def learn_asset(request: Request, name: str) -> Response:
     """A script or style of the page."""
-    body = asset(name) if offered(request) else None
+    body = ASSETS.get(name) if offered(request) else None
     if body is None:
         raise HTTPException(status_code=404)
     media_type = MEDIA_TYPES[Path(name).suffix]
