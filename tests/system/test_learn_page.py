@@ -258,6 +258,9 @@ def test_a_chinese_browser_gets_chinese(browser: Browser, service: str) -> None:
         page.goto(f"{service}/learn")
         expect(page.locator("#language")).to_have_value("zh")
         expect(page.locator("#mode-heading")).to_have_text("2. 查看解答，或检查你的答案")
+        expect(page.locator("#service-status")).to_have_text("已求解：loss = 2。")
+        page.locator("#language").select_option("en")
+        expect(page.locator("#service-status")).to_have_text("Solved: loss = 2.")
     finally:
         context.close()
 

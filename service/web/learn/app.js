@@ -48,6 +48,7 @@ const state = {
   submission: null,
   grade: null,
   traced: null, // [row, column] of dloss/dW1, 0-based
+  faults: null, // the service's answer to a problem it refused
   asked: 0, // the number of the latest request about the problem
 };
 
@@ -118,6 +119,14 @@ function setStatus(element, text, kind) {
   element.dataset.kind = kind ?? "";
 }
 
+const said = new Map();
+
+/** Say `text()` in the element `id`, and again in the other language when it changes. */
+function say(id, text, kind) {
+  said.set(id, [text, kind]);
+  setStatus($(id), text(), kind);
+}
+
 /** Read the four fields; say what each holds; the matrices when all four read. */
 function readProblem() {
   const problem = {};
@@ -152,9 +161,10 @@ function problemReference() {
 
 /** The service's faults in the problem, each under the field it points to. */
 function showFaults(result) {
+  state.faults = result;
   const faults = result.answer?.errors;
   if (result.status !== 422 || !Array.isArray(faults)) {
-    setStatus($("service-status"), `⚠ ${refusal(result)}`, "error");
+    say("service-status", () => `⚠ ${refusal(result)}`, "error");
     return;
   }
   const unplaced = [];
@@ -168,7 +178,7 @@ function showFaults(result) {
       unplaced.push(fault.detail);
     }
   }
-  setStatus($("service-status"), `⚠ ${[result.answer.detail, ...unplaced].join(" ")}`, "error");
+  say("service-status", () => `⚠ ${[result.answer.detail, ...unplaced].join(" ")}`, "error");
 }
 
 /** Ask the service about the problem in the fields: in solve mode its solution, in check mode
@@ -179,16 +189,17 @@ async function refresh() {
   state.solution = null;
   state.expected = null;
   state.traced = null;
+  state.faults = null;
   if (state.problemId && fieldsText() !== state.generatedText) {
     state.problemId = null;
-    $("problem-note").textContent = "";
+    say("problem-note", () => "");
   }
   if (!state.problem || !state.mode) {
-    setStatus($("service-status"), "", "");
+    say("service-status", () => "");
     render();
     return;
   }
-  setStatus($("service-status"), t().waiting, "busy");
+  say("service-status", () => t().waiting, "busy");
   const result =
     state.mode === "solve"
       ? await post("v1/gradients", { ...state.problem, options: { return_forward: true } })
@@ -198,12 +209,12 @@ async function refresh() {
     showFaults(result);
   } else if (state.mode === "solve") {
     state.solution = result.answer;
-    setStatus($("service-status"), t().solved(show(result.answer.loss)), "ok");
+    say("service-status", () => t().solved(show(result.answer.loss)), "ok");
   } else {
     state.expected = Object.fromEntries(
       QUANTITIES.map((name) => [name, result.answer.quantities[name].expected_shape]),
     );
-    setStatus($("service-status"), t().problemOk, "ok");
+    say("service-status", () => t().problemOk, "ok");
   }
   render();
 }
@@ -221,7 +232,7 @@ function load(matrices) {
 function loadExample() {
   state.problemId = null;
   load(EXAMPLE);
-  $("problem-note").textContent = t().exampleLoaded;
+  say("problem-note", () => t().exampleLoaded);
   refresh();
 }
 
@@ -238,14 +249,14 @@ async function generate(event) {
   };
   const result = await post("v1/problems", spec);
   if (!result.ok) {
-    $("problem-note").textContent = `⚠ ${refusal(result)}`;
+    say("problem-note", () => `⚠ ${refusal(result)}`, "error");
     return;
   }
   load(result.answer);
   state.problemId = result.answer.problem_id;
   state.generatedText = fieldsText();
   const id = state.problemId.length > 24 ? `${state.problemId.slice(0, 24)}…` : state.problemId;
-  $("problem-note").textContent = t().generated(id);
+  say("problem-note", () => t().generated(id));
   refresh();
 }
 
@@ -685,6 +696,8 @@ async function setLanguage(language) {
   sessionStorage.setItem(LANGUAGE_KEY, language);
   translate();
   readProblem();
+  if (state.faults) showFaults(state.faults);
+  for (const [id, [text, kind]] of said) setStatus($(id), text(), kind);
   render();
   if (state.mode === "check" && state.grade) await askGrade(); // the grader's words, in this language
 }
