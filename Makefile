@@ -25,9 +25,10 @@ $(INSTALLED): pyproject.toml clients/python/pyproject.toml
 run: $(INSTALLED) ## serve on 127.0.0.1:8000 (the HOST and PORT variables move it)
 	$(BIN)/gradserve serve --host $(HOST) --port $(PORT)
 
-test: $(INSTALLED) $(A11Y_TOOLS) ## run every test: service, Python client, JavaScript client (FAST=1 skips slow ones)
+test: $(INSTALLED) $(A11Y_TOOLS) ## run every test: service, learners' page, Python and JavaScript clients (FAST=1: no slow ones)
 	$(BIN)/pytest $(PYTEST_ARGS)
 	cd clients/js && node --test
+	node --test tests/web/  # the page for learners' modules
 
 $(OPENAPI_TOOLS): tools/openapi/package.json tools/openapi/package-lock.json
 	cd tools/openapi && npm ci --no-audit --no-fund --loglevel=error
