@@ -190,6 +190,8 @@ async function refresh() {
   state.expected = null;
   state.traced = null;
   state.faults = null;
+  state.grade = null; // a grade is of the problem it was asked for
+  $("grade").replaceChildren();
   if (state.problemId && fieldsText() !== state.generatedText) {
     state.problemId = null;
     say("problem-note", () => "");
@@ -704,8 +706,6 @@ async function setLanguage(language) {
 
 function setMode(mode) {
   state.mode = mode;
-  state.grade = null;
-  $("grade").replaceChildren();
   refresh();
 }
 
