@@ -6,6 +6,7 @@ PORT ?= 8000
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 OPENAPI_TOOLS := tools/openapi/node_modules/.installed
+A11Y_TOOLS := tools/a11y/node_modules/.installed
 # FAST=1 skips the tests marked slow (real server processes); CI runs everything.
 PYTEST_ARGS := $(if $(FAST),-m "not slow",)
 
@@ -24,12 +25,18 @@ $(INSTALLED): pyproject.toml clients/python/pyproject.toml
 run: $(INSTALLED) ## serve on 127.0.0.1:8000 (the HOST and PORT variables move it)
 	$(BIN)/gradserve serve --host $(HOST) --port $(PORT)
 
-test: $(INSTALLED) $(OPENAPI_TOOLS) ## run every test: service, both clients, the generated ones (FAST=1 skips slow ones)
+test: $(INSTALLED) $(OPENAPI_TOOLS) $(A11Y_TOOLS) ## run every test: service, learners' page, both clients, the generated ones (FAST=1: no slow ones)
 	$(BIN)/pytest $(PYTEST_ARGS)
 	cd clients/js && node --test
+	node --test tests/web/  # the page for learners' modules
 
 $(OPENAPI_TOOLS): tools/openapi/package.json tools/openapi/package-lock.json
 	cd tools/openapi && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# axe-core, which the browser tests of the page for learners inject to check its accessibility.
+$(A11Y_TOOLS): tools/a11y/package.json tools/a11y/package-lock.json
+	cd tools/a11y && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 lint: $(INSTALLED) $(OPENAPI_TOOLS) ## ruff, mypy --strict, the layers of service/, and the contract's three validators
@@ -63,4 +70,5 @@ resources: $(INSTALLED) ## run every resource attack once against a real server;
 	$(BIN)/python -m tests.support.resources
 
 clean: ## remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis tools/openapi/node_modules
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis tools/openapi/node_modules \
+		tools/a11y/node_modules

@@ -36,7 +36,7 @@ from service.api.grading_schemas import (
 )
 from service.api.handlers import install_problem_handlers
 from service.api.openapi import openapi_schema
-from service.api.routes import batch, front_door, gradients
+from service.api.routes import batch, front_door, gradients, learn
 from service.api.routes.grading import router as grade_router
 from service.api.schemas import (
     GradientsBatchRequest,
@@ -163,7 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.readiness_checks.append(lambda: "overloaded" if limiter.full else None)
     threadpool_limits(limits=settings.blas_threads or settings.cores_per_worker)
     routers = (gradients.lane_router, batch.lane_router, gradients.router, grade_router)
-    for module_router in (*routers, front_door.router):
+    for module_router in (*routers, front_door.router, learn.router):
         # Added as the app's own routes, not as included routers, which FastAPI matches more
         # slowly (docs/performance.md).
         app.router.routes.extend(module_router.routes)

@@ -169,6 +169,16 @@ class Settings(BaseSettings):
         description="Time a client may take to accept each slice of an answer; beyond, the "
         "connection is closed.",
     )
+    learn_solve: bool = Field(
+        default=True,
+        description="Whether the page for learners (/learn) offers to solve a problem step by "
+        "step (with /v1/gradients).",
+    )
+    learn_check: bool = Field(
+        default=True,
+        description="Whether the page for learners (/learn) offers to check a student's answers "
+        "(with /v1/grade). With both off, there is no page.",
+    )
     failed_auth_per_minute: int = Field(
         default=60,
         ge=0,

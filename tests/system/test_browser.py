@@ -3,12 +3,12 @@ loads a page from one loopback origin that imports the JavaScript client (client
 a real gradserve process on another, allowed by GRADSERVE_CORS_ORIGINS, with an API key. From
 the allowed origin the answers are the reference's, and error answers are readable problem
 details; from an origin not allowed the browser keeps the answer from the page, and the client
-says CORS. Without chromium the test fails, saying how to install it: it is never skipped."""
+says CORS. Without chromium the test fails, saying how to install it (tests/system/conftest.py):
+it is never skipped."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from service.api import examples
 from tests.support.generate import as_json, random_problem
@@ -109,20 +109,6 @@ def service(origins: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) 
     log = tmp_path_factory.mktemp("browser") / "gradserve.log"
     with running_server(log=log, env=env) as server:
         yield server.url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail(
-            "chromium is not installed: apt-get install chromium (Debian's; CI's .ci/run "
-            "installs it). Playwright drives it; its own browser download is not used."
-        )
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium)
-        yield browser
-        browser.close()
 
 
 def open_page(browser: Browser, origin: str) -> Page:
