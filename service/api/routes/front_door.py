@@ -114,10 +114,10 @@ def page(root: str, learn: bool = False) -> str:
                         "name": "gradserve",
                         "version": __version__,
                         "summary": SUMMARY,
-                        "links": links(""),
+                        "links": links("", learn=True),
                     },
                 },
-                HTML: {"schema": {"type": "string"}, "example": page("")},
+                HTML: {"schema": {"type": "string"}, "example": page("", learn=True)},
             },
         }
     },
