@@ -52,7 +52,8 @@ CONNECTIONS = (1, 4, 16, 64, 256)
 SECONDS = 1 if QUICK else 5
 """Length of one wrk run (BENCH_QUICK=1, `make loadtest QUICK=1`: a smoke run, not figures)."""
 TIMEOUT = 3
-"""wrk's --timeout, seconds: an answer later than this counts as a timeout, not a latency."""
+"""wrk's --timeout, seconds: an answer later than this counts as a timeout, and is left out of
+wrk's percentiles (see `latency_cell`)."""
 WARM_UP_SECONDS = 2
 """A first wrk run on each server, not reported: with 2 workers, the first answer says only
 that one of them is up."""
@@ -160,6 +161,15 @@ def row(*cells: object) -> str:
     return "".join(f"{cell:>{width}}" for cell, (_, width) in zip(cells, COLUMNS, strict=True))
 
 
+def latency_cell(point: Point, latency: float, share: float) -> str:
+    """`latency`, the `share` quantile of `point`'s answers (0.5 for p50), in ms. wrk leaves the
+    answers later than TIMEOUT (its timeouts) out of its percentiles: when more than 1 - share
+    of the answers were that late, the quantile is only known to exceed TIMEOUT."""
+    if point.errors["timeout"] > (1 - share) * point.requests:
+        return f">{1000 * TIMEOUT}"
+    return f"{1000 * latency:.1f}"
+
+
 def point_row(
     mix: str, workers: int, connections: int, point: Point, wrk: float, server: float
 ) -> str:
@@ -170,8 +180,8 @@ def point_row(
         connections,
         f"{point.ok_rate:.0f}",
         f"{point.rate:.0f}",
-        f"{1000 * point.p50:.1f}",
-        f"{1000 * point.p99:.1f}",
+        latency_cell(point, point.p50, 0.50),
+        latency_cell(point, point.p99, 0.99),
         f"{100 * point.shed:.1f}",
         point.server_errors,
         point.errors["timeout"],

@@ -94,3 +94,27 @@ def test_without_wrk_it_fails_with_an_install_hint(
 def test_the_script_prints_the_line_the_parser_reads() -> None:
     script = loadtest.SCRIPT.read_text()
     assert f"io.write(string.format(\n    '{loadtest.MARKER}{{" in script
+
+
+@pytest.mark.parametrize(
+    ("timeouts", "p50", "p99"),
+    [
+        pytest.param(0, "1.0", "2.0", id="none"),
+        pytest.param(1, "1.0", "2.0", id="1-percent"),
+        pytest.param(2, "1.0", ">3000", id="over-1-percent"),
+        pytest.param(51, ">3000", ">3000", id="over-half"),
+    ],
+)
+def test_a_percentile_past_the_late_answers_is_only_a_bound(
+    timeouts: int, p50: str, p99: str
+) -> None:
+    """wrk leaves answers later than its timeout out of its percentiles."""
+    run = point({200: 100}, timeout=timeouts)
+    assert loadtest.TIMEOUT == 3
+    assert (
+        loadtest.latency_cell(run, run.p50, 0.5),
+        loadtest.latency_cell(run, run.p99, 0.99),
+    ) == (
+        p50,
+        p99,
+    )
