@@ -14,12 +14,13 @@ grading  POST /v1/grade, a problem_id from POST /v1/problems (the tiny shape) an
 
 One row per run: successful answers (200) and all answers a second, p50 and p99 latency of all
 answers (sheds included), the share shed (429 or 503), 5xx answers other than 503, wrk's socket
-errors (timeouts; broken: connect, read or write errors), and the cores used meanwhile by the
-server (all its processes) and by wrk. Nothing is pinned: wrk's thread shares the machine's
-cores with the server, and its column says how much of them it took. wrk ignores Retry-After:
-a shed connection asks again at once. Exits 1 if any answer was a 5xx other than 503, any
-connection broke or any answer had another unexpected status; 2 if wrk is missing. Linux only
-(the server's CPU is read from /proc).
+errors (timeouts; broken: connect, read or write errors), the cores used meanwhile by the server
+(all its processes) and by wrk, and successful answers per CPU second of the server (a figure
+less moved than the rates by other work on the machine). Nothing is pinned: wrk's thread shares
+the machine's cores with the server, and its column says how much of them it took. wrk ignores
+Retry-After: a shed connection asks again at once. Exits 1 if any answer was a 5xx other than
+503, any connection broke or any answer had another unexpected status; 2 if wrk is missing.
+Linux only (the server's CPU is read from /proc).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ COLUMNS = (
     ("broken", 7),
     ("server", 7),
     ("wrk", 6),
+    ("ok/cpu-s", 9),
 )
 
 
@@ -188,6 +190,7 @@ def point_row(
         point.broken,
         f"{server:.2f}",
         f"{wrk:.2f}",
+        f"{point.ok_rate / server:.0f}" if server else "-",
     )
 
 
@@ -300,11 +303,13 @@ def main() -> int:
     cores = len(os.sched_getaffinity(0))
     print(f"gradserve load test, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(f"machine: {cores} cores ({cpu_model()}), shared by wrk and the server, nothing pinned")
+    print(f"load average at the start: {os.getloadavg()[0]:.1f}")
     print(f"generator: {version.strip()}, one thread, bench/loadtest.lua")
     print(f"runs: {SECONDS} s each, wrk --timeout {TIMEOUT} s; tiny {TINY}, medium {MEDIUM}")
     print(
         "ok/s: 200 answers a second; req/s: all answers, sheds included, as in p50 and p99; "
-        "server, wrk: the cores each used during the run"
+        "server, wrk: the cores each used during the run; ok/cpu-s: 200 answers per CPU "
+        "second the server used"
     )
     faults = []
     with tempfile.TemporaryDirectory(prefix="loadtest-") as folder:
@@ -324,6 +329,7 @@ def main() -> int:
                         print(point_row(mix, workers, connections, *figures), flush=True)
                         where = f"{mix}, {workers} worker(s), {connections} connections"
                         faults += [f"{where}: {fault}" for fault in figures[0].faults()]
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     for fault in faults:
         print(f"FAILED: {fault}")
     return 1 if faults else 0
