@@ -224,12 +224,15 @@ def server_cpu(pid: int) -> float:
     there are several (from /proc: Linux)."""
     pids = [pid]
     for task in Path(f"/proc/{pid}/task").iterdir():
-        pids += [int(child) for child in (task / "children").read_text().split()]
+        try:
+            pids += [int(child) for child in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):  # a thread that has just ended
+            continue
     ticks = 0
     for each in pids:
         try:
             stat = Path(f"/proc/{each}/stat").read_text()
-        except FileNotFoundError:  # a child that has just gone
+        except (FileNotFoundError, ProcessLookupError):  # a child that has just ended
             continue
         fields = stat.rsplit(")", 1)[1].split()  # after the command's name, which may hold spaces
         ticks += int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15
