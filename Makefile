@@ -56,7 +56,7 @@ bench: $(INSTALLED) ## run the benchmarks, then a table of every target: met or 
 	$(BIN)/pip install --quiet -e '.[bench]'  # PyTorch, the compute baseline
 	BENCH_QUICK=$(QUICK) $(BIN)/python -m bench.summary
 
-loadtest: $(INSTALLED) ## wrk against a real server: 3 mixes, 1 to 256 connections, 1 and 2 workers (about 4 min; QUICK=1: a smoke run); fails on any 5xx
+loadtest: $(INSTALLED) ## wrk against a real server: 3 mixes, 1 to 256 connections, 1 and 2 workers (3.5 min; QUICK=1: a smoke run); fails on any 5xx
 	BENCH_QUICK=$(QUICK) $(BIN)/python -m bench.loadtest
 
 resources: $(INSTALLED) ## run every resource attack once against a real server; rewrite docs/resources.md
