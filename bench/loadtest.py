@@ -59,9 +59,10 @@ WARM_UP_SECONDS = 2
 """A first wrk run on each server, not reported: with 2 workers, the first answer says only
 that one of them is up."""
 IDLE_CORES = 0.05
+IDLE_WINDOW = 0.5
 SETTLE_SECONDS = 30
-"""After each run, wait until the server uses under IDLE_CORES (measured over a quarter of a
-second), so that work queued by one run is not counted in the next; at most SETTLE_SECONDS."""
+"""Before each run, wait until the server uses under IDLE_CORES (measured over IDLE_WINDOW
+seconds), so that work queued by one run is not counted in the next; at most SETTLE_SECONDS."""
 SCRIPT = Path(__file__).with_name("loadtest.lua")
 MARKER = "LOADTEST "
 """Starts the line bench/loadtest.lua prints when wrk is done; JSON follows."""
@@ -242,11 +243,10 @@ def server_cpu(pid: int) -> float:
 def settle(pid: int) -> None:
     """Wait until the server `pid` is idle (see SETTLE_SECONDS)."""
     deadline = time.monotonic() + SETTLE_SECONDS
-    window = 0.5
     while time.monotonic() < deadline:
         before = server_cpu(pid)
-        time.sleep(window)
-        if (server_cpu(pid) - before) / window < IDLE_CORES:
+        time.sleep(IDLE_WINDOW)
+        if (server_cpu(pid) - before) / IDLE_WINDOW < IDLE_CORES:
             return
 
 
@@ -299,6 +299,7 @@ def describe(workers: int) -> str:
 
 
 def main() -> int:
+    """Run every mix on each server, print the table; the exit status (see the module's)."""
     if shutil.which("wrk") is None:
         print(INSTALL_HINT, file=sys.stderr)
         return 2
@@ -323,8 +324,8 @@ def main() -> int:
             with running_server("--workers", str(workers), log=log) as server:
                 files = mixes(server.url, Path(folder))
                 pid = server.process.pid
-                tiny = f"{server.url}/v1/gradients"
-                run_wrk(tiny, files["tiny"][1], 16, WARM_UP_SECONDS, pid)
+                warm_up = server.url + files["tiny"][0]
+                run_wrk(warm_up, files["tiny"][1], 16, WARM_UP_SECONDS, pid)
                 for mix, (path, body) in files.items():
                     for connections in CONNECTIONS:
                         settle(pid)
