@@ -17,8 +17,10 @@ SUBMISSIONS = 1000
 SHAPE = {"N": 4, "D_in": 3, "H": 5, "D_out": 2}
 
 
-def submissions(problem: dict[str, list[list[float]]]) -> list[dict[str, object]]:
-    """Right answers with one of a few typical slips, so grading does real diagnosis work."""
+def answers(problem: dict[str, list[list[float]]]) -> list[dict[str, object]]:
+    """A right answer, then the right answer with each of a few typical slips in turn (dL/dH
+    without the ReLU mask, dL/dY_pred halved, dL/dW2 from H, dL/dW1 transposed), so that
+    grading does real diagnosis work."""
     X, Y, W1, W2 = (np.array(problem[k]) for k in ("X", "Y", "W1", "W2"))
     H = X @ W1
     H_relu = np.maximum(H, 0)
@@ -35,12 +37,15 @@ def submissions(problem: dict[str, list[list[float]]]) -> list[dict[str, object]
     ]
     loss = float(((H_relu @ W2 - Y) ** 2).sum())
     return [
-        {
-            "loss": loss,
-            "gradients": {k: v.tolist() for k, v in {**right, **slips[i % len(slips)]}.items()},
-        }
-        for i in range(SUBMISSIONS)
+        {"loss": loss, "gradients": {k: v.tolist() for k, v in {**right, **slip}.items()}}
+        for slip in slips
     ]
+
+
+def submissions(problem: dict[str, list[list[float]]]) -> list[dict[str, object]]:
+    """SUBMISSIONS of `answers`, each in turn."""
+    each = answers(problem)
+    return [each[i % len(each)] for i in range(SUBMISSIONS)]
 
 
 def main() -> None:
