@@ -80,12 +80,12 @@ def test_a_slow_client_is_cut_off_and_holds_no_replica(proxy: str) -> None:
 
 def test_killing_a_replica_loses_no_request(replicas: list[Server], proxy: str) -> None:
     """nginx sends a request whose replica died to the other one; the client retries what was
-    in flight. Every one of 60 problems is answered."""
+    in flight. Every one of 60 problems, sent one request each, is answered."""
     problems = [{**examples.REQUEST, "Y": [[k], [8]]} for k in range(60)]
     transport = KillingTransport(replicas[0].kill, kill_after=10)
     retry = RetryPolicy(max_attempts=5, base_delay=0.05, max_delay=0.5)
     with Client(proxy, retry=retry, transport=transport) as client:
-        results = client.gradients_many(problems, concurrency=4)
+        results = client.gradients_many(problems, concurrency=4, batch=False)
     assert replicas[0].process.poll() is not None, "the replica was not killed"
     failures = [r for r in results if not isinstance(r, GradientsResult)]
     assert failures == []
