@@ -283,7 +283,10 @@ def one_worker(tmp_path_factory: pytest.TempPathFactory) -> OneWorkerShutdown:
         javascript.stdin.flush()
         deadline = time.monotonic() + WAIT_SECONDS
         while not overloaded(server):
-            assert heavy.is_alive(), "the heavy request ended before the others queued"
+            assert heavy.is_alive(), (
+                "the heavy request ended before the others queued: "
+                f"{heavy.answer.status if heavy.answer else heavy.error!r}"
+            )
             assert time.monotonic() < deadline, "the requests never queued"
             time.sleep(0.05)
 
