@@ -9,6 +9,10 @@ in the one shape BLAS runs best, so the ratio says how far the core is from what
 BLAS can do. Inputs are float64, as the service hands them to the core; the matmul runs in the
 core's dtype.
 
+Beside them, the plainest NumPy implementation of the same five products and the loss (no
+check of any kind; `plain_step`), whose time the core's should stay within 1.3 times of at the
+tiny size, where the service's own work per call shows most.
+
 Beside them, when torch is importable (`pip install -e '.[bench]'`), PyTorch autograd on the
 same problem, run as a user of torch would write it: leaves X, Y, W1 and W2 (W1 and W2
 requiring gradients), `loss = ((relu(X @ W1) @ W2 - Y) ** 2).sum()` with `retain_grad()` on H,
@@ -107,16 +111,42 @@ MATMUL_TARGET = 1.18
 TORCH_TARGET = 1.0
 """core / torch below this at every size and dtype: faster than PyTorch autograd."""
 
+PLAIN_TARGET = 1.3
+"""core / plain NumPy at most this at the tiny size: the service's checks cost little."""
 
-def targets(name: str, dtype: type[np.floating], vs_matmul: float, vs_torch: float | None) -> str:
+
+def targets(
+    name: str, dtype: type[np.floating], vs_matmul: float, vs_plain: float, vs_torch: float | None
+) -> str:
     """This row's targets, each with whether this run meets it."""
     met = {True: "met", False: "MISSED"}
     found = []
     if name == "large" and dtype is np.float64:
         found.append(f"mm<={MATMUL_TARGET} {met[vs_matmul <= MATMUL_TARGET]}")
+    if name == "tiny":
+        found.append(f"plain<={PLAIN_TARGET} {met[vs_plain <= PLAIN_TARGET]}")
     if vs_torch is not None:
         found.append(f"torch<{TORCH_TARGET:g} {met[vs_torch < TORCH_TARGET]}")
     return ", ".join(found)
+
+
+def plain_step(arrays: dict[str, np.ndarray], dtype: type[np.floating]) -> Callable[[], object]:
+    """The same loss and five gradients in the plainest NumPy, as a student would write them:
+    no check of any kind. It converts its float64 inputs to `dtype` in the call, as the core
+    does."""
+
+    def step() -> object:
+        X, Y, W1, W2 = (np.asarray(arrays[k], dtype=dtype) for k in ORDER)
+        H = X @ W1
+        H_relu = np.maximum(H, 0)
+        residual = H_relu @ W2 - Y
+        loss = float((residual * residual).sum())
+        dY_pred = 2 * residual
+        dH_relu = dY_pred @ W2.T
+        dH = dH_relu * (H > 0)
+        return loss, dY_pred, H_relu.T @ dY_pred, dH_relu, dH, X.T @ dH
+
+    return step
 
 
 def torch_step(arrays: dict[str, np.ndarray], dtype: type[np.floating]) -> Callable[[], object]:
@@ -183,7 +213,7 @@ def main() -> None:
         f"{' and torch autograd' if has_torch else ''}, medians of {SAMPLES} interleaved samples"
     )
     header = f"{'size':<8}{'dtype':<9}{'GFLOP':>9}{'core ms':>11}{'core GF/s':>11}"
-    header += f"{'n':>6}{'matmul ms':>11}{'mm GF/s':>9}{'core/mm':>9}"
+    header += f"{'n':>6}{'matmul ms':>11}{'mm GF/s':>9}{'core/mm':>9}{'plain ms':>11}{'/plain':>8}"
     if has_torch:
         header += f"{'torch ms':>11}{'core/torch':>12}"
     header += "  targets"
@@ -200,18 +230,20 @@ def main() -> None:
                 loss_and_gradients, arrays["X"], arrays["Y"], arrays["W1"], arrays["W2"], dtype
             ),
             "matmul": partial(np.matmul, A, B),
+            "plain": plain_step(arrays, dtype),
         }
         if has_torch:
             actions["torch"] = torch_step(arrays, dtype)
         times = median_seconds(actions)
-        core, matmul = times["core"], times["matmul"]
+        core, matmul, plain = times["core"], times["matmul"], times["plain"]
         vs_torch = core / times["torch"] if has_torch else None
         row = f"{name:<8}{np.dtype(dtype).name:<9}{work / 1e9:>9.4f}{1000 * core:>11.4f}"
         row += f"{work / core / 1e9:>11.2f}{n:>6}{1000 * matmul:>11.4f}"
         row += f"{2 * n**3 / matmul / 1e9:>9.2f}{core / matmul:>9.2f}"
+        row += f"{1000 * plain:>11.4f}{core / plain:>8.2f}"
         if vs_torch is not None:
             row += f"{1000 * times['torch']:>11.4f}{vs_torch:>12.2f}"
-        print(f"{row}  {targets(name, dtype, core / matmul, vs_torch)}")
+        print(f"{row}  {targets(name, dtype, core / matmul, core / plain, vs_torch)}")
         label = f"{name} {np.dtype(dtype).name}"
         ms = f"{1000 * core:.4g} ms"
         if name == "large" and dtype is np.float64:
@@ -222,6 +254,14 @@ def main() -> None:
                 detail,
                 compare="<=",
                 threshold=MATMUL_TARGET,
+            )
+        if name == "tiny":
+            record(
+                f"compute {label}: core / plain NumPy",
+                core / plain,
+                f"{1000 * core:.4g} ms vs {1000 * plain:.4g} ms",
+                compare="<=",
+                threshold=PLAIN_TARGET,
             )
         if vs_torch is not None:
             detail = f"{ms} vs {1000 * times['torch']:.4g} ms"
@@ -236,6 +276,7 @@ def main() -> None:
             unavailable(f"compute {label}: core / torch autograd", "torch is not importable")
     print(
         "core/mm: the core's time over the equal-flop matmul's (1.00 = at the BLAS limit); "
+        "/plain: over the plainest NumPy's, with no checks; "
         "core/torch: over torch autograd's (below 1: faster); GF/s: GFLOP/s"
     )
 

@@ -511,3 +511,34 @@ def test_problems_of_a_stack_share_no_array() -> None:
     }
     assert len(arrays) == 3 * len(QUANTITIES_OF_A_RESULT)
     assert_no_aliases(arrays, inputs)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("seed", range(6))
+def test_the_small_path_gives_the_general_ones_numbers_bit_for_bit(
+    seed: int, dtype: type[np.floating]
+) -> None:
+    """`compute_small` (N x H within one block, no forward pass) and `compute` agree exactly,
+    signs of zeros included, on integer problems (exact zeros in H) and on normal ones."""
+    rng = np.random.default_rng(3000 + seed)
+    problem = random_problem(rng, 8, 4, 16, 3, integers=seed % 2 == 0)
+    small = network.compute_small(*matrices(problem), dtype)
+    general = network.compute(*matrices(problem), dtype, False)
+    assert small.loss.tobytes() == general.loss.tobytes()
+    for name in GRADIENT_NAMES:
+        assert small.gradients[name].dtype == dtype, name
+        assert small.gradients[name].tobytes() == general.gradients[name].tobytes(), name
+    assert small.finite == frozenset(GRADIENT_NAMES)
+
+
+def test_the_small_paths_proof_failing_on_finite_arrays_costs_only_a_closer_look() -> None:
+    """loss, dloss/dH and dloss/dW1 are each about 1e308, finite, and their sum overflows: the
+    one-sum proof fails, `checked` then finds every array finite, and the answer is given."""
+    X, Y, W1, W2 = (np.array([[value]]) for value in (1.0, 0.0, 2.0, 5e153))
+    assert network.compute_small(X, Y, W1, W2, np.float64).finite == frozenset()
+    result = loss_and_gradients(X, Y, W1, W2)
+    general = network.compute(X, Y, W1, W2, np.float64, False)
+    assert result.loss == float(general.loss)
+    for name in GRADIENT_NAMES:
+        np.testing.assert_array_equal(result.gradients[name], general.gradients[name])
+        assert np.isfinite(result.gradients[name]).all(), name
