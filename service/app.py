@@ -162,8 +162,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_observability(app, settings)  # added last: the outermost middleware
     app.state.readiness_checks.append(lambda: "overloaded" if limiter.full else None)
     threadpool_limits(limits=settings.blas_threads or settings.cores_per_worker)
-    routers = (gradients.lane_router, batch.lane_router, gradients.router, grade_router)
-    for module_router in (*routers, front_door.router, learn.router):
+    for module_router in (
+        gradients.lane_router,
+        batch.lane_router,
+        gradients.router,
+        grade_router,
+        front_door.router,
+        learn.router,
+    ):
         # Added as the app's own routes, not as included routers, which FastAPI matches more
         # slowly (docs/performance.md).
         app.router.routes.extend(module_router.routes)

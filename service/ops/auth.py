@@ -316,10 +316,8 @@ def forbidden_problem(role: Role) -> ProblemDetails:
 
 
 def too_many(per_minute: int, wait: float) -> ASGIApp:
-    retry_after = max(1, math.ceil(wait))
-    return problem_response(
-        too_many_problem(per_minute, retry_after), headers={"Retry-After": str(retry_after)}
-    )
+    retry_after = seconds_to_wait(wait)
+    return retry_later(too_many_problem(per_minute, retry_after), retry_after)
 
 
 def too_many_problem(per_minute: int, retry_after: int) -> ProblemDetails:
@@ -330,27 +328,31 @@ def too_many_problem(per_minute: int, retry_after: int) -> ProblemDetails:
 
 def limit_unavailable(wait: float) -> ASGIApp:
     """503: the shared rate limit cannot count the request and fails closed."""
-    retry_after = max(1, math.ceil(wait))
-    return problem_response(
-        http_problem(
-            503,
-            "This API key's rate limit cannot be counted now (its store does not answer); "
-            f"retry after {retry_after} s.",
-        ),
-        headers={"Retry-After": str(retry_after)},
+    retry_after = seconds_to_wait(wait)
+    detail = (
+        "This API key's rate limit cannot be counted now (its store does not answer); "
+        f"retry after {retry_after} s."
     )
+    return retry_later(http_problem(503, detail), retry_after)
 
 
 def too_many_failures(per_minute: int, wait: float) -> ASGIApp:
-    retry_after = max(1, math.ceil(wait))
-    return problem_response(
-        http_problem(
-            429,
-            f"Too many failed authentications from this address ({per_minute} a minute at "
-            f"most); retry after {retry_after} s.",
-        ),
-        headers={"Retry-After": str(retry_after)},
+    retry_after = seconds_to_wait(wait)
+    detail = (
+        f"Too many failed authentications from this address ({per_minute} a minute at "
+        f"most); retry after {retry_after} s."
     )
+    return retry_later(http_problem(429, detail), retry_after)
+
+
+def seconds_to_wait(wait: float) -> int:
+    """`wait` as a Retry-After value: whole seconds, at least 1."""
+    return max(1, math.ceil(wait))
+
+
+def retry_later(problem: ProblemDetails, retry_after: int) -> ASGIApp:
+    """The answer of `problem`, with ``Retry-After: retry_after``."""
+    return problem_response(problem, headers={"Retry-After": str(retry_after)})
 
 
 KEY_PROBLEMS = {

@@ -551,17 +551,19 @@ def small_problems_batch_body(size: int) -> bytes:
 def gradients_batch_body(problems: int, N: int, H: int) -> bytes:
     """/v1/gradients/batch with `problems` problems of N x 1, 1 x H, H x 1, small integers."""
     rng = random.Random(5)
-    one = [
-        b'{"X": %s, "Y": %s, "W1": %s, "W2": %s}'
-        % (
-            column(digits(rng, N, signed=False)),
-            column(digits(rng, N, signed=True)),
-            row(digits(rng, H, signed=True)),
-            column(digits(rng, H, signed=True)),
-        )
-        for _ in range(8)
-    ]
+    one = [narrow_problem(rng, N, H, signed_Y=True) for _ in range(8)]
     return b'{"problems": [' + b",".join(one[k % 8] for k in range(problems)) + b"]}"
+
+
+def narrow_problem(rng: random.Random, N: int, H: int, signed_Y: bool) -> bytes:
+    """The matrices of a problem of N x 1, 1 x H, H x 1 in small integers, as a JSON object:
+    X of digits 1 to 9, Y of digits signed or not, W1 and W2 signed (`digits`)."""
+    return b'{"X": %s, "Y": %s, "W1": %s, "W2": %s}' % (
+        column(digits(rng, N, signed=False)),
+        column(digits(rng, N, signed=signed_Y)),
+        row(digits(rng, H, signed=True)),
+        column(digits(rng, H, signed=True)),
+    )
 
 
 def grade_batch_body(items: int, size: int) -> bytes:
@@ -574,14 +576,8 @@ def grade_batch_body(items: int, size: int) -> bytes:
     # X and Y rows "[k]," take 4 bytes, W1 entries "k," or "-k," 2.5, W2 rows 4.5: 8 N + 7 H.
     N, H = share // 16, share // 14
     problems = [
-        b'{"problem": {"X": %s, "Y": %s, "W1": %s, "W2": %s}, '
-        b'"submission": {"loss": 1.0, "gradients": {"H": [1.0]}}}'
-        % (
-            column(digits(rng, N, signed=False)),
-            column(digits(rng, N, signed=False)),
-            row(digits(rng, H, signed=True)),
-            column(digits(rng, H, signed=True)),
-        )
+        b'{"problem": %s, "submission": {"loss": 1.0, "gradients": {"H": [1.0]}}}'
+        % narrow_problem(rng, N, H, signed_Y=False)
         for _ in range(8)
     ]
     return b'{"items": [' + b",".join(problems[k % 8] for k in range(items)) + b"]}"

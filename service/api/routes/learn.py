@@ -87,10 +87,10 @@ def page(page_modes: list[str], keys_required: bool) -> str:
 @router.get("/learn", include_in_schema=False, response_class=HTMLResponse)
 async def learn(request: Request) -> Response:
     """The page for learners; a 404 where the deployment offers neither mode."""
-    page_modes = offered(request)
+    settings: Settings = request.app.state.settings
+    page_modes = modes(settings)
     if not page_modes:
         raise HTTPException(status_code=404)
-    settings: Settings = request.app.state.settings
     return HTMLResponse(page(page_modes, bool(settings.api_keys)), headers=HEADERS)
 
 
