@@ -283,6 +283,9 @@ class Assembler:
             for index, item in enumerate(items):
                 if type(item) is int and 0 <= item - self.base < len(inside):
                     placed[item - self.base] = index
+            if is_array and len(placed) < len(inside):  # not found as an element of its own
+                missing = next(inner for n, inner in enumerate(inside) if n not in placed)
+                raise self.parser.error(f"expected ',' {where(self.body, missing.open)}")
             for number, inner in enumerate(inside):
                 inner_value = self.value(inner)  # checked even where a later key replaces it
                 if number in placed:
@@ -312,6 +315,7 @@ class Assembler:
         if any(self.digits[:12] in part for part in parts[::2]):
             raise NotPiecedError  # a placeholder's digits in the body: a guess, never by chance
         separator = b"," if is_array else b":"
+        last = len(parts) - 1
         for index in range(1, len(parts), 2):
             preceding = parts[index - 1].rstrip(WHITESPACE)[-1:]
             following = parts[index + 1].lstrip(WHITESPACE)[:1]
@@ -319,6 +323,9 @@ class Assembler:
                 raise self.parser.error(f"expected a value {where(self.body, origins[index])}")
             if not is_array and preceding == b"":
                 raise self.parser.error(f"expected a key {where(self.body, origins[index])}")
+            # nothing but whitespace between two placeholders: "[...] [...]", no comma
+            if (preceding == b"" and index > 1) or (following == b"" and index + 1 < last):
+                raise self.parser.error(f"expected ',' {where(self.body, origins[index])}")
         opener, closer = (b"[", b"]") if is_array else (b"{", b"}")
         text = opener + b"".join(parts) + closer
         try:

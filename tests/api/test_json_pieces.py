@@ -195,3 +195,15 @@ def test_dismantle_empties_a_document_in_blocks() -> None:
     assert document["X"] == []
     assert problems == []
     assert document["n"] == 1
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
+@pytest.mark.parametrize("gap", ["", " ", "\n"])
+def test_two_large_children_without_a_comma_are_refused(name: str, gap: str) -> None:
+    """Found by the property test above: "[...][...]" inside a run, each child large (written
+    as a placeholder), was read as one glued number in their place."""
+    parser = PARSERS[name]
+    body = f"[[[0,152,-7920],[-9123,-713554],[-0.0,0.0,0.0]{gap}[-1000,-10000000]]]".encode()
+    assert outcome(parser.loads, body) == "refused"
+    with small_pieces(1):
+        assert outcome(lambda body: loads_in_pieces(body, parser), body) == "refused"
